@@ -1,14 +1,20 @@
-pub fn add(left: u64, right: u64) -> u64 {
-    left + right
-}
+//! kaws: Kubernetes clusters on AWS, with Terraform and a PKI whose private
+//! keys are encrypted at rest with AWS KMS.
+//!
+//! The library is the product; the `kaws` binary only parses arguments and
+//! calls one operation of [`ops`].
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+#![forbid(unsafe_code)]
 
-    #[test]
-    fn it_works() {
-        let result = add(2, 2);
-        assert_eq!(result, 4);
-    }
-}
+pub mod error;
+pub mod fsutil;
+pub mod kms;
+pub mod layout;
+pub mod lock;
+pub mod ops;
+pub mod pki;
+pub mod secret;
+pub mod settings;
+pub mod terraform;
+
+pub use error::{Error, ErrorKind, Result};

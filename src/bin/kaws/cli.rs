@@ -1,0 +1,37 @@
+//! The command tree. Each group's arguments live in `commands/<group>.rs`;
+//! flags shared by many commands are declared once here.
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::commands::{cluster::ClusterCommand, init::InitArgs};
+
+/// Create and manage Kubernetes clusters on AWS with Terraform, with a
+/// public key infrastructure whose private keys are encrypted by AWS KMS.
+#[derive(Parser, Debug)]
+#[command(name = "kaws", version, about, long_about = None, propagate_version = true)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Flags every command accepts.
+#[derive(Args, Debug, Clone)]
+pub struct GlobalArgs {
+    /// The AWS profile to use (default: AWS_PROFILE, then the default profile)
+    #[arg(long, global = true, env = "AWS_PROFILE", value_name = "PROFILE")]
+    pub profile: Option<String>,
+    /// The AWS region (default: the cluster's settings, then AWS_REGION)
+    #[arg(long, global = true, value_name = "REGION")]
+    pub region: Option<String>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Create a new kaws repository
+    Init(InitArgs),
+    /// Create and manage clusters
+    #[command(subcommand)]
+    Cluster(ClusterCommand),
+}

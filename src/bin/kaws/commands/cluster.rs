@@ -1,0 +1,142 @@
+use std::process::ExitCode;
+
+use clap::{Args, Subcommand};
+use kaws::layout::ClusterName;
+use kaws::ops::{self, ClusterInit};
+use kaws::settings::{self, ClusterSettings, KeyAlgorithm};
+use kaws::Result;
+
+use crate::cli::GlobalArgs;
+
+#[derive(Subcommand, Debug)]
+pub enum ClusterCommand {
+    /// Create a cluster's settings and PKI, every private key encrypted by KMS
+    Init(InitArgs),
+    /// Move the cluster's encrypted keys to another KMS key (this is NOT revocation)
+    #[command(
+        long_about = "Move every encrypted key of the cluster (the CA's and the \
+components'; not the administrators', which are under their own KMS keys) to another \
+KMS key, with KMS ReEncrypt: the plaintext never leaves KMS. The new key is recorded in \
+terraform.tfvars.json.\n\nThis is not revocation: the private keys and certificates do \
+not change, so anyone who ever had a decrypted key still has a working key. To replace \
+the keys, renew the certificates with new keys."
+    )]
+    Reencrypt(ReencryptArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct InitArgs {
+    /// The cluster's name: lowercase letters, digits and hyphens
+    pub cluster: String,
+    /// The DNS domain; the API is served at kubernetes.<DOMAIN>
+    #[arg(long)]
+    pub domain: String,
+    /// The Route 53 hosted zone id of the domain
+    #[arg(long, value_name = "ZONE")]
+    pub zone_id: String,
+    /// The KMS key that encrypts the cluster's private keys (key id, ARN, alias/NAME, alias ARN)
+    #[arg(long, value_name = "KEY")]
+    pub kms_key: String,
+    /// The EC2 key pair installed on every server
+    #[arg(long, value_name = "NAME")]
+    pub ssh_key: String,
+    /// The AMI of every server (default: the latest Flatcar Container Linux stable)
+    #[arg(long)]
+    pub ami: Option<String>,
+    /// The EC2 instance type of masters and nodes
+    #[arg(long, value_name = "TYPE", default_value_t = settings::default_instance_type())]
+    pub instance_type: String,
+    /// The Kubernetes version to run
+    #[arg(long, value_name = "VERSION", default_value_t = settings::default_kubernetes_version())]
+    pub kubernetes_version: String,
+    /// The VPC's network
+    #[arg(long, value_name = "CIDR", default_value_t = settings::default_vpc_cidr())]
+    pub cidr: String,
+    /// The network of Kubernetes services; its first address is the API's
+    #[arg(long, value_name = "CIDR", default_value_t = settings::default_service_cidr())]
+    pub service_cidr: String,
+    /// The network of pods
+    #[arg(long, value_name = "CIDR", default_value_t = settings::default_pod_cidr())]
+    pub pod_cidr: String,
+    /// Who may reach the bastion's SSH port
+    #[arg(long, value_name = "CIDR", default_value_t = settings::default_ssh_cidr())]
+    pub ssh_cidr: String,
+    /// The algorithm of the keys kaws generates
+    #[arg(long, value_name = "ALG", default_value = "ecdsa-p256",
+          value_parser = ["ecdsa-p256", "rsa-2048", "rsa-3072", "rsa-4096"])]
+    pub key_algorithm: String,
+    /// Keep the Terraform state in this S3 bucket (with S3-native locking) instead of the repository
+    #[arg(long, value_name = "BUCKET")]
+    pub state_bucket: Option<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct ReencryptArgs {
+    /// The cluster
+    pub cluster: String,
+    /// The KMS key to move the cluster's keys to
+    #[arg(long, value_name = "KEY")]
+    pub new_key: String,
+}
+
+pub fn run(cmd: ClusterCommand, global: &GlobalArgs) -> Result<ExitCode> {
+    match cmd {
+        ClusterCommand::Init(a) => init(a, global),
+        ClusterCommand::Reencrypt(a) => {
+            let cluster = ClusterName::parse(&a.cluster)?;
+            let repo = super::current_repo()?;
+            let files = ops::cluster_reencrypt(&repo, &cluster, &a.new_key, &global.aws())?;
+            println!(
+                "Re-encrypted {} keys of cluster {cluster} under {}.",
+                files.len(),
+                a.new_key
+            );
+            println!("The keys themselves did not change: this is not revocation.");
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn init(a: InitArgs, global: &GlobalArgs) -> Result<ExitCode> {
+    let key_algorithm: KeyAlgorithm = a.key_algorithm.parse()?;
+    let settings = ClusterSettings {
+        cluster: a.cluster,
+        domain: a.domain,
+        zone_id: a.zone_id,
+        region: global.region.clone().unwrap_or_default(),
+        kms_key_id: a.kms_key,
+        ssh_key_name: a.ssh_key,
+        ssh_cidr: a.ssh_cidr,
+        ami: a.ami.unwrap_or_default(),
+        instance_type: a.instance_type,
+        kubernetes_version: a.kubernetes_version,
+        vpc_cidr: a.cidr,
+        service_cidr: a.service_cidr,
+        pod_cidr: a.pod_cidr,
+        key_algorithm,
+        state_bucket: a.state_bucket.unwrap_or_default(),
+    };
+    // Validate everything that needs no AWS before contacting AWS.
+    let mut check = settings.clone();
+    if check.region.is_empty() {
+        check.region = "us-east-1".into();
+    }
+    check.validate()?;
+    let repo = super::current_repo()?;
+    let report = ops::cluster_init(
+        &repo,
+        ClusterInit {
+            settings,
+            aws: global.aws(),
+        },
+    )?;
+    println!(
+        "Created the cluster's settings and PKI ({} files) in {}",
+        report.files.len(),
+        report.path.display()
+    );
+    for f in &report.files {
+        println!("  {f}");
+    }
+    Ok(ExitCode::SUCCESS)
+}

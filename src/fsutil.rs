@@ -1,0 +1,187 @@
+//! Writing files so that they appear all at once or not at all.
+//!
+//! Every file kaws writes goes through here: a temporary file in the same
+//! directory, written, flushed to disk, then renamed into place. New files
+//! are linked into place without replacing anything (`persist_noclobber`),
+//! so a file that appeared meanwhile is never overwritten; replacements only
+//! happen where a command was asked to replace.
+
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use crate::error::{Error, Result};
+
+/// Prefix of kaws' temporary files and directories; `cluster check` and the
+/// next writing command recognise leftovers of a killed run by it.
+pub const TEMP_PREFIX: &str = ".kaws-tmp-";
+
+/// Whether secret files (kubeconfigs) get mode 0600.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    Public,
+    Private,
+}
+
+fn parent_of(path: &Path) -> &Path {
+    match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    }
+}
+
+fn temp_in(dir: &Path, mode: Mode) -> Result<tempfile::NamedTempFile> {
+    let mut builder = tempfile::Builder::new();
+    builder.prefix(TEMP_PREFIX);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let bits = if mode == Mode::Private { 0o600 } else { 0o644 };
+        builder.permissions(fs::Permissions::from_mode(bits));
+    }
+    builder
+        .tempfile_in(dir)
+        .map_err(|e| Error::io("create a temporary file in", dir, e))
+}
+
+fn write_temp(path: &Path, contents: &[u8], mode: Mode) -> Result<tempfile::NamedTempFile> {
+    let dir = parent_of(path);
+    let mut tmp = temp_in(dir, mode)?;
+    tmp.write_all(contents)
+        .and_then(|_| tmp.as_file().sync_all())
+        .map_err(|e| Error::io("write", path, e))?;
+    Ok(tmp)
+}
+
+/// Flush a directory's entries, so a rename into it survives a power cut.
+pub fn sync_dir(dir: &Path) -> Result<()> {
+    #[cfg(unix)]
+    {
+        fs::File::open(dir)
+            .and_then(|d| d.sync_all())
+            .map_err(|e| Error::io("flush the directory", dir, e))?;
+    }
+    Ok(())
+}
+
+/// Write a new file; refuse if anything exists at `path`.
+pub fn write_new(path: &Path, contents: &[u8], mode: Mode) -> Result<()> {
+    let tmp = write_temp(path, contents, mode)?;
+    tmp.persist_noclobber(path).map_err(|e| {
+        if e.error.kind() == std::io::ErrorKind::AlreadyExists {
+            Error::conflict(format!("{}: already exists", path.display())).with_hint(
+                "kaws never overwrites a file it did not create in this run; move it away first",
+            )
+        } else {
+            Error::io("write", path, e.error)
+        }
+    })?;
+    sync_dir(parent_of(path))
+}
+
+/// Replace `path` (or create it) atomically. Only for files the user asked
+/// kaws to change.
+pub fn replace(path: &Path, contents: &[u8], mode: Mode) -> Result<()> {
+    let tmp = write_temp(path, contents, mode)?;
+    tmp.persist(path)
+        .map_err(|e| Error::io("replace", path, e.error))?;
+    sync_dir(parent_of(path))
+}
+
+/// A directory built aside and renamed into place as a whole.
+pub struct Staging {
+    dir: tempfile::TempDir,
+    target: PathBuf,
+}
+
+impl Staging {
+    /// Start building what will become `target` (which must not exist).
+    pub fn new(target: &Path) -> Result<Self> {
+        let parent = parent_of(target);
+        let dir = tempfile::Builder::new()
+            .prefix(TEMP_PREFIX)
+            .tempdir_in(parent)
+            .map_err(|e| Error::io("create a staging directory in", parent, e))?;
+        Ok(Staging {
+            dir,
+            target: target.to_path_buf(),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Write one file of the staged directory, flushed to disk.
+    pub fn write(&self, name: &str, contents: &[u8]) -> Result<()> {
+        let path = self.dir.path().join(name);
+        let mut f = fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&path)
+            .map_err(|e| Error::io("create", &path, e))?;
+        f.write_all(contents)
+            .and_then(|_| f.sync_all())
+            .map_err(|e| Error::io("write", &path, e))
+    }
+
+    /// Rename the staged directory to its target. Fails, leaving nothing
+    /// behind, if the target exists and is not empty.
+    pub fn commit(self) -> Result<PathBuf> {
+        sync_dir(self.dir.path())?;
+        if self.target.exists() {
+            return Err(Error::conflict(format!(
+                "{}: already exists",
+                self.target.display()
+            ))
+            .with_hint("kaws never overwrites an existing directory; choose another name or move it away"));
+        }
+        let staged = self.dir.keep();
+        if let Err(e) = fs::rename(&staged, &self.target) {
+            let _ = fs::remove_dir_all(&staged);
+            return Err(Error::io("move the staged directory to", &self.target, e));
+        }
+        sync_dir(parent_of(&self.target))?;
+        Ok(self.target)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn write_new_refuses_to_overwrite() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("a");
+        write_new(&p, b"one", Mode::Public).unwrap();
+        let err = write_new(&p, b"two", Mode::Public).unwrap_err();
+        assert!(err.message().contains("already exists"));
+        assert_eq!(fs::read(&p).unwrap(), b"one");
+        // No temporary file is left behind.
+        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn private_files_are_0600() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("k");
+        replace(&p, b"x", Mode::Private).unwrap();
+        let mode = fs::metadata(&p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+    }
+
+    #[test]
+    fn staging_refuses_an_existing_target() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("c");
+        fs::create_dir(&target).unwrap();
+        fs::write(target.join("keep"), b"k").unwrap();
+        let s = Staging::new(&target).unwrap();
+        s.write("f", b"1").unwrap();
+        assert!(s.commit().is_err());
+        assert_eq!(fs::read(target.join("keep")).unwrap(), b"k");
+        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+}

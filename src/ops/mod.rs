@@ -1,0 +1,33 @@
+//! Operations, one per command: the CLI parses arguments and calls one of
+//! these. Tests call them directly too.
+
+mod cluster;
+mod repo;
+
+pub use cluster::{cluster_init, cluster_reencrypt, ClusterInit, ClusterInitReport};
+pub use repo::{init, RepoInit};
+
+use std::future::Future;
+
+use crate::error::{Error, Result};
+use crate::kms::{load_config, AwsKms, AwsOptions};
+
+/// Run async AWS work on a small single-threaded runtime: KMS calls are
+/// I/O-bound and issued concurrently, so one thread is enough.
+pub(crate) fn block_on<F: Future>(f: F) -> Result<F::Output> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| {
+            Error::new(
+                crate::error::ErrorKind::Io,
+                format!("could not start the async runtime: {e}"),
+            )
+        })?;
+    Ok(rt.block_on(f))
+}
+
+/// The KMS client for this process.
+pub(crate) async fn kms(opts: &AwsOptions) -> AwsKms {
+    AwsKms::new(&load_config(opts).await)
+}

@@ -1,0 +1,102 @@
+//! `kaws init`: a new kaws repository.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::fsutil::Staging;
+use crate::layout::MARKER;
+use crate::terraform;
+
+pub struct RepoInit {
+    pub path: PathBuf,
+    pub terraform_source: Option<String>,
+}
+
+/// `kaws.json`: what kaws needs to know about the repository as a whole.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RepoConfig {
+    /// The kaws version that created the repository (and its module).
+    pub kaws_version: String,
+    /// The module source each cluster's entry point uses.
+    pub terraform_source: String,
+}
+
+impl RepoConfig {
+    pub fn load(path: &Path) -> Result<Self> {
+        let bytes = std::fs::read(path).map_err(|e| Error::io("read", path, e))?;
+        let cfg: RepoConfig = serde_json::from_slice(&bytes).map_err(|e| {
+            Error::input(format!(
+                "{}: not a valid kaws repository file: {e}",
+                path.display()
+            ))
+            .with_hint("restore it from git (`git checkout -- kaws.json`)")
+        })?;
+        terraform::validate_source(&cfg.terraform_source).map_err(|e| e.in_file(path))?;
+        Ok(cfg)
+    }
+}
+
+const GITIGNORE: &str = "\
+# Terraform's per-cluster working files; never commit them.
+.terraform/
+.terraform.lock.hcl
+*.tfstate.backup
+# kaws' own lock and the leftovers of an interrupted command.
+.kaws.lock
+.kaws-tmp-*
+# Plaintext private keys never belong here; kaws never writes one.
+*-key.pem
+";
+
+pub fn init(opts: &RepoInit) -> Result<PathBuf> {
+    let source = match &opts.terraform_source {
+        Some(s) => {
+            terraform::validate_source(s)?;
+            s.clone()
+        }
+        None => terraform::DEFAULT_SOURCE.to_string(),
+    };
+    let target =
+        std::path::absolute(&opts.path).map_err(|e| Error::io("resolve", &opts.path, e))?;
+    if let Ok(mut entries) = std::fs::read_dir(&target) {
+        if entries.next().is_some() {
+            return Err(Error::conflict(format!(
+                "{}: already exists and is not empty",
+                target.display()
+            ))
+            .with_hint(
+                "choose a new directory name; kaws init never writes into an existing one",
+            ));
+        }
+    } else if target.exists() {
+        return Err(Error::conflict(format!(
+            "{}: exists and is not a directory",
+            target.display()
+        )));
+    }
+    if let Some(parent) = target.parent() {
+        if !parent.is_dir() {
+            return Err(
+                Error::input(format!("{}: no such directory", parent.display()))
+                    .with_hint("create the parent directory first"),
+            );
+        }
+    }
+    let cfg = RepoConfig {
+        kaws_version: env!("CARGO_PKG_VERSION").to_string(),
+        terraform_source: source,
+    };
+    let staging = Staging::new(&target)?;
+    let mut json = serde_json::to_vec_pretty(&cfg).expect("config serializes");
+    json.push(b'\n');
+    staging.write(MARKER, &json)?;
+    staging.write(".gitignore", GITIGNORE.as_bytes())?;
+    let clusters = staging.path().join("clusters");
+    std::fs::create_dir(&clusters).map_err(|e| Error::io("create", &clusters, e))?;
+    staging.write("clusters/.gitkeep", b"")?;
+    terraform::write_module(&staging)?;
+    staging.commit()
+}

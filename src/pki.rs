@@ -1,0 +1,561 @@
+//! The cluster's public key infrastructure: one table of certificates, and
+//! the pure functions that turn a row of it into a certificate.
+//!
+//! Every certificate kaws makes is described by one [`CertSpec`] in
+//! [`CLUSTER_CERTS`] (the cluster's own) or by [`ADMIN_CERT`] (each
+//! administrator's). Generation, CSR signing, `cluster check`, renewal and
+//! the docs all read the table; nothing changes it at run time. For an
+//! administrator, the certificate says what the table says, never what the
+//! CSR asks for.
+
+use std::net::IpAddr;
+
+use rcgen::{
+    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
+    Issuer, KeyPair, KeyUsagePurpose, SanType, SerialNumber,
+};
+use sha2::{Digest, Sha256};
+use time::{Duration, OffsetDateTime};
+use zeroize::{Zeroize, Zeroizing};
+
+use crate::error::{Error, Result};
+use crate::secret::Secret;
+use crate::settings::{Cidr, ClusterSettings, KeyAlgorithm};
+
+/// Key usages, independent of any X.509 library so that checks and docs can
+/// read them too.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KeyUsage {
+    DigitalSignature,
+    KeyEncipherment,
+    KeyCertSign,
+    CrlSign,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ExtUsage {
+    ServerAuth,
+    ClientAuth,
+}
+
+/// Where a certificate's subject alternative names come from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Sans {
+    None,
+    /// The in-cluster service names, `kubernetes.<domain>`, localhost and the
+    /// first service address.
+    Apiserver,
+    /// `etcd-0..2.<domain>` (the etcd servers' DNS records), localhost.
+    Etcd,
+}
+
+/// Which servers may decrypt a key: the boot issue's IAM policies and the
+/// docs are driven from this.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Holder {
+    /// Nobody but a primary administrator (with the cluster's KMS key).
+    PrimaryAdministrators,
+    Controllers,
+    Workers,
+    Etcd,
+    /// The administrator named by the file, under their own KMS key.
+    Administrator,
+}
+
+/// One row of the certificate table.
+#[derive(Debug)]
+pub struct CertSpec {
+    /// File stem: `<stem>.pem`, `<stem>-key.pem.encrypted`.
+    pub stem: &'static str,
+    pub purpose: &'static str,
+    /// Common name; `{cluster}` is replaced by the cluster's name.
+    pub common_name: &'static str,
+    pub organizations: &'static [&'static str],
+    pub is_ca: bool,
+    pub key_usages: &'static [KeyUsage],
+    /// Add keyEncipherment when the key is RSA (TLS key exchange).
+    pub rsa_key_encipherment: bool,
+    pub ext_usages: &'static [ExtUsage],
+    pub sans: Sans,
+    pub lifetime_days: u32,
+    /// False for a bare key pair (the service-account signing key).
+    pub has_certificate: bool,
+    pub holder: Holder,
+}
+
+pub const CA_LIFETIME_DAYS: u32 = 3650;
+pub const LEAF_LIFETIME_DAYS: u32 = 365;
+
+pub const CA: CertSpec = CertSpec {
+    stem: "ca",
+    purpose: "cluster certificate authority",
+    common_name: "kube-{cluster}-ca",
+    organizations: &[],
+    is_ca: true,
+    key_usages: &[
+        KeyUsage::KeyCertSign,
+        KeyUsage::CrlSign,
+        KeyUsage::DigitalSignature,
+    ],
+    rsa_key_encipherment: false,
+    ext_usages: &[],
+    sans: Sans::None,
+    lifetime_days: CA_LIFETIME_DAYS,
+    has_certificate: true,
+    holder: Holder::PrimaryAdministrators,
+};
+
+/// The cluster's own certificates and keys, CA first.
+pub const CLUSTER_CERTS: &[CertSpec] = &[
+    CA,
+    CertSpec {
+        stem: "apiserver",
+        purpose: "kube-apiserver serving certificate",
+        common_name: "kube-{cluster}-apiserver",
+        organizations: &[],
+        is_ca: false,
+        key_usages: &[KeyUsage::DigitalSignature],
+        rsa_key_encipherment: true,
+        ext_usages: &[ExtUsage::ServerAuth, ExtUsage::ClientAuth],
+        sans: Sans::Apiserver,
+        lifetime_days: LEAF_LIFETIME_DAYS,
+        has_certificate: true,
+        holder: Holder::Controllers,
+    },
+    CertSpec {
+        stem: "node",
+        purpose: "shared by every non-master component (kubelet, kube-proxy)",
+        common_name: "kube-{cluster}-node",
+        organizations: &["system:nodes"],
+        is_ca: false,
+        key_usages: &[KeyUsage::DigitalSignature],
+        rsa_key_encipherment: true,
+        ext_usages: &[ExtUsage::ClientAuth, ExtUsage::ServerAuth],
+        sans: Sans::None,
+        lifetime_days: LEAF_LIFETIME_DAYS,
+        has_certificate: true,
+        holder: Holder::Workers,
+    },
+    CertSpec {
+        stem: "etcd",
+        purpose: "etcd server and peer certificate",
+        common_name: "kube-{cluster}-etcd",
+        organizations: &[],
+        is_ca: false,
+        key_usages: &[KeyUsage::DigitalSignature],
+        rsa_key_encipherment: true,
+        ext_usages: &[ExtUsage::ServerAuth, ExtUsage::ClientAuth],
+        sans: Sans::Etcd,
+        lifetime_days: LEAF_LIFETIME_DAYS,
+        has_certificate: true,
+        holder: Holder::Etcd,
+    },
+    CertSpec {
+        stem: "etcd-client",
+        purpose: "the apiserver's client certificate for etcd",
+        common_name: "kube-{cluster}-apiserver-etcd-client",
+        organizations: &[],
+        is_ca: false,
+        key_usages: &[KeyUsage::DigitalSignature],
+        rsa_key_encipherment: true,
+        ext_usages: &[ExtUsage::ClientAuth],
+        sans: Sans::None,
+        lifetime_days: LEAF_LIFETIME_DAYS,
+        has_certificate: true,
+        holder: Holder::Controllers,
+    },
+    CertSpec {
+        stem: "service-account",
+        purpose: "signs service account tokens (key pair only; public key in service-account.pub)",
+        common_name: "",
+        organizations: &[],
+        is_ca: false,
+        key_usages: &[],
+        rsa_key_encipherment: false,
+        ext_usages: &[],
+        sans: Sans::None,
+        lifetime_days: 0,
+        has_certificate: false,
+        holder: Holder::Controllers,
+    },
+];
+
+/// Every administrator's client certificate. CN and O come from the
+/// administrator's name and groups; nothing else comes from the CSR.
+pub const ADMIN_CERT: CertSpec = CertSpec {
+    stem: "{admin}",
+    purpose: "an administrator's client certificate",
+    common_name: "{admin}",
+    organizations: &[],
+    is_ca: false,
+    key_usages: &[KeyUsage::DigitalSignature],
+    rsa_key_encipherment: true,
+    ext_usages: &[ExtUsage::ClientAuth],
+    sans: Sans::None,
+    lifetime_days: LEAF_LIFETIME_DAYS,
+    has_certificate: true,
+    holder: Holder::Administrator,
+};
+
+/// Number of etcd servers the module builds; their names go into the etcd SANs.
+pub const ETCD_SERVERS: usize = 3;
+
+pub fn spec(stem: &str) -> Option<&'static CertSpec> {
+    CLUSTER_CERTS.iter().find(|s| s.stem == stem)
+}
+
+/// The subject alternative names a row asks for, in a cluster.
+pub fn sans_for(sans: Sans, settings: &ClusterSettings) -> Result<(Vec<String>, Vec<IpAddr>)> {
+    let domain = settings.domain.trim_end_matches('.');
+    Ok(match sans {
+        Sans::None => (vec![], vec![]),
+        Sans::Apiserver => {
+            let svc = Cidr::parse("service_cidr", &settings.service_cidr)?.first_host()?;
+            (
+                vec![
+                    "kubernetes".into(),
+                    "kubernetes.default".into(),
+                    "kubernetes.default.svc".into(),
+                    "kubernetes.default.svc.cluster".into(),
+                    "kubernetes.default.svc.cluster.local".into(),
+                    format!("kubernetes.{domain}"),
+                    "localhost".into(),
+                ],
+                vec![IpAddr::from([127, 0, 0, 1]), IpAddr::V4(svc)],
+            )
+        }
+        Sans::Etcd => {
+            let mut dns: Vec<String> = (0..ETCD_SERVERS)
+                .map(|i| format!("etcd-{i}.{domain}"))
+                .collect();
+            dns.push("localhost".into());
+            (dns, vec![IpAddr::from([127, 0, 0, 1])])
+        }
+    })
+}
+
+/// Validity of a new certificate: starts a few minutes back for clock skew.
+#[derive(Clone, Copy, Debug)]
+pub struct Validity {
+    pub not_before: OffsetDateTime,
+    pub not_after: OffsetDateTime,
+}
+
+impl Validity {
+    /// `days` from now, never past `cap` (the CA's own end).
+    pub fn days(days: u32, cap: Option<OffsetDateTime>) -> Self {
+        let now = OffsetDateTime::now_utc()
+            .replace_nanosecond(0)
+            .unwrap_or(OffsetDateTime::now_utc());
+        let not_before = now - Duration::minutes(5);
+        let mut not_after = now + Duration::days(i64::from(days));
+        if let Some(cap) = cap {
+            not_after = not_after.min(cap);
+        }
+        Validity {
+            not_before,
+            not_after,
+        }
+    }
+}
+
+/// Concrete parameters for one certificate: what a row plus a cluster (or
+/// an administrator) say it must contain.
+#[derive(Clone, Debug)]
+pub struct Subject {
+    pub common_name: String,
+    pub organizations: Vec<String>,
+    pub dns_names: Vec<String>,
+    pub ip_addresses: Vec<IpAddr>,
+}
+
+impl Subject {
+    pub fn for_cluster(spec: &CertSpec, settings: &ClusterSettings) -> Result<Self> {
+        let (dns_names, ip_addresses) = sans_for(spec.sans, settings)?;
+        Ok(Subject {
+            common_name: spec.common_name.replace("{cluster}", &settings.cluster),
+            organizations: spec.organizations.iter().map(|s| s.to_string()).collect(),
+            dns_names,
+            ip_addresses,
+        })
+    }
+
+    pub fn for_admin(name: &str, groups: &[String]) -> Self {
+        Subject {
+            common_name: name.to_string(),
+            organizations: groups.to_vec(),
+            dns_names: vec![],
+            ip_addresses: vec![],
+        }
+    }
+
+    fn distinguished_name(&self) -> DistinguishedName {
+        let mut dn = DistinguishedName::new();
+        for o in &self.organizations {
+            dn.push(DnType::OrganizationName, o.as_str());
+        }
+        dn.push(DnType::CommonName, self.common_name.as_str());
+        dn
+    }
+}
+
+/// A random positive serial of 127 bits (RFC 5280 allows up to 20 octets).
+fn random_serial() -> SerialNumber {
+    let mut bytes: [u8; 16] = rand::random();
+    bytes[0] &= 0x7f;
+    bytes[0] |= 0x01;
+    SerialNumber::from_slice(&bytes)
+}
+
+/// The rcgen parameters for one certificate.
+pub fn params(
+    spec: &CertSpec,
+    subject: &Subject,
+    validity: Validity,
+    rsa: bool,
+) -> Result<CertificateParams> {
+    let mut p = CertificateParams::default();
+    p.distinguished_name = subject.distinguished_name();
+    p.not_before = validity.not_before;
+    p.not_after = validity.not_after;
+    p.serial_number = Some(random_serial());
+    p.is_ca = if spec.is_ca {
+        IsCa::Ca(BasicConstraints::Unconstrained)
+    } else {
+        IsCa::ExplicitNoCa
+    };
+    p.key_usages = spec
+        .key_usages
+        .iter()
+        .map(|u| match u {
+            KeyUsage::DigitalSignature => KeyUsagePurpose::DigitalSignature,
+            KeyUsage::KeyEncipherment => KeyUsagePurpose::KeyEncipherment,
+            KeyUsage::KeyCertSign => KeyUsagePurpose::KeyCertSign,
+            KeyUsage::CrlSign => KeyUsagePurpose::CrlSign,
+        })
+        .collect();
+    if rsa && spec.rsa_key_encipherment {
+        p.key_usages.push(KeyUsagePurpose::KeyEncipherment);
+    }
+    p.extended_key_usages = spec
+        .ext_usages
+        .iter()
+        .map(|u| match u {
+            ExtUsage::ServerAuth => ExtendedKeyUsagePurpose::ServerAuth,
+            ExtUsage::ClientAuth => ExtendedKeyUsagePurpose::ClientAuth,
+        })
+        .collect();
+    for d in &subject.dns_names {
+        let name = d
+            .as_str()
+            .try_into()
+            .map_err(|_| Error::input(format!("{d:?} cannot be a DNS name in a certificate")))?;
+        p.subject_alt_names.push(SanType::DnsName(name));
+    }
+    for ip in &subject.ip_addresses {
+        p.subject_alt_names.push(SanType::IpAddress(*ip));
+    }
+    p.use_authority_key_identifier_extension = !spec.is_ca;
+    Ok(p)
+}
+
+/// A private key in memory, zeroized when dropped.
+pub struct PrivateKey(KeyPair);
+
+impl PrivateKey {
+    pub fn generate(alg: KeyAlgorithm) -> Result<Self> {
+        let kp = match alg {
+            KeyAlgorithm::EcdsaP256 => KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256),
+            KeyAlgorithm::Rsa2048 => {
+                KeyPair::generate_rsa_for(&rcgen::PKCS_RSA_SHA256, rcgen::RsaKeySize::_2048)
+            }
+            KeyAlgorithm::Rsa3072 => {
+                KeyPair::generate_rsa_for(&rcgen::PKCS_RSA_SHA256, rcgen::RsaKeySize::_3072)
+            }
+            KeyAlgorithm::Rsa4096 => {
+                KeyPair::generate_rsa_for(&rcgen::PKCS_RSA_SHA256, rcgen::RsaKeySize::_4096)
+            }
+        };
+        kp.map(PrivateKey)
+            .map_err(|e| Error::input(format!("could not generate a {alg} key: {e}")))
+    }
+
+    /// Parse a decrypted PKCS#8 PEM key. `what` names it in errors.
+    pub fn from_secret(secret: &Secret, what: &str) -> Result<Self> {
+        let bad = || {
+            Error::input(format!(
+                "{what}: the decrypted key is not a PKCS#8 PEM private key"
+            ))
+            .with_hint("the file may belong to something else; restore it from git")
+        };
+        let text = secret.expose_str().ok_or_else(bad)?;
+        let parsed = pem::parse(text).map_err(|_| bad())?;
+        if parsed.tag() != "PRIVATE KEY" {
+            let mut der = parsed.into_contents();
+            der.zeroize();
+            return Err(bad());
+        }
+        let der = Zeroizing::new(parsed.into_contents());
+        KeyPair::try_from(der.as_slice())
+            .map(PrivateKey)
+            .map_err(|_| bad())
+    }
+
+    /// PKCS#8 PEM text, to be encrypted at once.
+    pub fn to_secret(&self) -> Secret {
+        Secret::from(self.0.serialize_pem())
+    }
+
+    pub fn public_key_pem(&self) -> String {
+        self.0.public_key_pem()
+    }
+
+    /// DER SubjectPublicKeyInfo.
+    pub fn public_key_der(&self) -> Vec<u8> {
+        use rcgen::PublicKeyData;
+        self.0.subject_public_key_info()
+    }
+
+    pub fn key_pair(&self) -> &KeyPair {
+        &self.0
+    }
+}
+
+impl Drop for PrivateKey {
+    fn drop(&mut self) {
+        self.0.zeroize();
+    }
+}
+
+/// SHA-256 of a DER SubjectPublicKeyInfo, as 64 lowercase hex digits: the
+/// same as `openssl pkey -pubin -outform DER | sha256sum`.
+pub fn fingerprint(spki_der: &[u8]) -> String {
+    hex::encode(Sha256::digest(spki_der))
+}
+
+/// Make a self-signed CA certificate.
+pub fn self_signed(
+    spec: &CertSpec,
+    subject: &Subject,
+    key: &PrivateKey,
+    rsa: bool,
+) -> Result<String> {
+    let p = params(spec, subject, Validity::days(spec.lifetime_days, None), rsa)?;
+    p.self_signed(key.key_pair())
+        .map(|c| c.pem())
+        .map_err(|e| Error::input(format!("could not make the {} certificate: {e}", spec.stem)))
+}
+
+/// A cluster CA ready to sign: its certificate and decrypted key.
+pub struct Ca<'a> {
+    pub cert_pem: &'a str,
+    pub key: &'a PrivateKey,
+    pub not_after: OffsetDateTime,
+}
+
+impl<'a> Ca<'a> {
+    pub fn new(cert_pem: &'a str, key: &'a PrivateKey) -> Result<Self> {
+        let der = pem::parse(cert_pem)
+            .map_err(|_| Error::input("ca.pem: not a PEM certificate"))?
+            .into_contents();
+        let (_, cert) = x509_parser::parse_x509_certificate(&der)
+            .map_err(|e| Error::input(format!("ca.pem: not a valid certificate: {e}")))?;
+        let not_after = cert.validity().not_after.to_datetime();
+        // The key must be the CA's, or every certificate it signs is useless.
+        if cert.public_key().raw != key.public_key_der().as_slice() {
+            return Err(
+                Error::input("ca-key.pem.encrypted does not hold the key of ca.pem").with_hint(
+                    "restore both files from git; they must come from the same `kaws cluster init`",
+                ),
+            );
+        }
+        Ok(Ca {
+            cert_pem,
+            key,
+            not_after,
+        })
+    }
+
+    /// Sign a certificate for `public_key` (anything rcgen can encode).
+    pub fn sign(
+        &self,
+        spec: &CertSpec,
+        subject: &Subject,
+        public_key: &impl rcgen::PublicKeyData,
+        days: u32,
+        rsa: bool,
+    ) -> Result<String> {
+        let validity = Validity::days(days, Some(self.not_after));
+        if validity.not_after <= validity.not_before + Duration::minutes(5) {
+            return Err(Error::input("the cluster CA has expired").with_hint(
+                "a new CA means a new cluster PKI; see docs/guides/renew-certificates.md",
+            ));
+        }
+        let p = params(spec, subject, validity, rsa)?;
+        let issuer = Issuer::from_ca_cert_pem(self.cert_pem, self.key.key_pair())
+            .map_err(|e| Error::input(format!("ca.pem: cannot sign with it: {e}")))?;
+        p.signed_by(public_key, &issuer)
+            .map(|c| c.pem())
+            .map_err(|e| Error::input(format!("could not sign the {} certificate: {e}", spec.stem)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings() -> ClusterSettings {
+        serde_json::from_str(
+            r#"{"cluster":"prod","domain":"example.com","zone_id":"Z1","region":"us-east-1",
+                "kms_key_id":"alias/k","ssh_key_name":"me"}"#,
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn table_is_consistent() {
+        assert_eq!(CLUSTER_CERTS[0].stem, "ca");
+        assert_eq!(CLUSTER_CERTS.iter().filter(|c| c.is_ca).count(), 1);
+        for c in CLUSTER_CERTS {
+            assert!(!crate::layout::RESERVED_ADMIN_NAMES.is_empty());
+            assert!(
+                crate::layout::RESERVED_ADMIN_NAMES.contains(&c.stem),
+                "{}",
+                c.stem
+            );
+        }
+    }
+
+    #[test]
+    fn apiserver_sans() {
+        let (dns, ips) = sans_for(Sans::Apiserver, &settings()).unwrap();
+        assert!(dns.contains(&"kubernetes.example.com".to_string()));
+        assert!(ips.contains(&"10.3.0.1".parse().unwrap()));
+    }
+
+    #[test]
+    fn sign_chain_roundtrip() {
+        let s = settings();
+        let ca_key = PrivateKey::generate(KeyAlgorithm::EcdsaP256).unwrap();
+        let ca_pem =
+            self_signed(&CA, &Subject::for_cluster(&CA, &s).unwrap(), &ca_key, false).unwrap();
+        let ca = Ca::new(&ca_pem, &ca_key).unwrap();
+        let leaf = PrivateKey::generate(KeyAlgorithm::EcdsaP256).unwrap();
+        let spec = spec("apiserver").unwrap();
+        let pem = ca
+            .sign(
+                spec,
+                &Subject::for_cluster(spec, &s).unwrap(),
+                leaf.key_pair(),
+                365,
+                false,
+            )
+            .unwrap();
+        assert!(pem.starts_with("-----BEGIN CERTIFICATE-----"));
+        let secret = leaf.to_secret();
+        let again = PrivateKey::from_secret(&secret, "t").unwrap();
+        assert_eq!(again.public_key_der(), leaf.public_key_der());
+        // The wrong key for the CA is refused.
+        assert!(Ca::new(&ca_pem, &leaf).is_err());
+    }
+}
