@@ -437,6 +437,11 @@ impl FromStr for KeyAlgorithm {
     }
 }
 
+/// The prefix text after the slash, to refuse "08" or "+8".
+fn p_str<'a>(s: &'a str, a: &str) -> &'a str {
+    &s[a.len() + 1..]
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -517,9 +522,4 @@ mod tests {
             assert!(validate_kubernetes_version(bad).is_err(), "{bad}");
         }
     }
-}
-
-/// The prefix text after the slash, to refuse "08" or "+8".
-fn p_str<'a>(s: &'a str, a: &str) -> &'a str {
-    &s[a.len() + 1..]
 }

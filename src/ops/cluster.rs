@@ -130,7 +130,13 @@ fn block_on_cluster_init(
         }
         settings.validate()?;
         let kms = crate::kms::AwsKms::new(&config);
-        let made = make_pki(settings)?;
+        // Generate keys while KMS answers whether the key is usable.
+        let (checked, made) = futures::join!(
+            kms.check_key(&settings.kms_key_id, "the cluster keys"),
+            async { make_pki(settings) }
+        );
+        checked?;
+        let made = made?;
         let cluster = ClusterName::parse(&settings.cluster)?;
 
         // Every key is sealed before anything is written, concurrently.
@@ -199,6 +205,7 @@ pub fn cluster_reencrypt(
     }
     super::block_on(async {
         let kms = super::kms(&aws).await;
+        kms.check_key(new_key, "the cluster keys").await?;
         // All ciphertexts are re-sealed before any file is replaced.
         let resealed = try_join_all(files.iter().map(|(spec, _, blob)| {
             let ctx = EncryptionContext::new(cluster, layout::key_name(spec.stem));

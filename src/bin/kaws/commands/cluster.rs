@@ -11,7 +11,7 @@ use crate::cli::GlobalArgs;
 #[derive(Subcommand, Debug)]
 pub enum ClusterCommand {
     /// Create a cluster's settings and PKI, every private key encrypted by KMS
-    Init(InitArgs),
+    Init(Box<InitArgs>),
     /// Move the cluster's encrypted keys to another KMS key (this is NOT revocation)
     #[command(
         long_about = "Move every encrypted key of the cluster (the CA's and the \
@@ -81,7 +81,7 @@ pub struct ReencryptArgs {
 
 pub fn run(cmd: ClusterCommand, global: &GlobalArgs) -> Result<ExitCode> {
     match cmd {
-        ClusterCommand::Init(a) => init(a, global),
+        ClusterCommand::Init(a) => init(*a, global),
         ClusterCommand::Reencrypt(a) => {
             let cluster = ClusterName::parse(&a.cluster)?;
             let repo = super::current_repo()?;

@@ -1,0 +1,255 @@
+//! Shared fixtures of the integration tests: a real moto server on a free
+//! loopback port, a kaws repository in a temporary directory, and the
+//! external judges (openssl, the aws CLI).
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, Output, Stdio};
+use std::sync::{Mutex, OnceLock};
+
+use assert_cmd::cargo::CommandCargoExt;
+
+pub struct Moto {
+    pub url: String,
+    _child: Child,
+    _stdin: ChildStdin,
+}
+
+/// One moto server per test process; it exits when the process does.
+pub fn moto() -> &'static Moto {
+    static MOTO: OnceLock<Moto> = OnceLock::new();
+    MOTO.get_or_init(|| {
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/common/moto_server.py");
+        let mut child = Command::new("python3")
+            .arg(script)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("python3 with moto[server] is needed: pip install 'moto[server]'");
+        let stdin = child.stdin.take().unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let port: u16 = line.trim().parse().expect("moto printed its port");
+        Moto {
+            url: format!("http://127.0.0.1:{port}"),
+            _child: child,
+            _stdin: stdin,
+        }
+    })
+}
+
+/// A test world: a temporary directory with a kaws repository in it, and
+/// an AWS environment that points at moto only.
+pub struct World {
+    pub tmp: tempfile::TempDir,
+    pub repo: PathBuf,
+    pub home: PathBuf,
+}
+
+pub const REGION: &str = "us-east-1";
+
+impl World {
+    pub fn new() -> Self {
+        let tmp = tempfile::tempdir().unwrap();
+        let home = tmp.path().join("home");
+        std::fs::create_dir(&home).unwrap();
+        let w = World {
+            repo: tmp.path().join("repo"),
+            home,
+            tmp,
+        };
+        let out = w.kaws_in(w.tmp.path()).args(["init", "repo"]).output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        w
+    }
+
+    /// The environment every external command of the test gets.
+    pub fn env(&self, cmd: &mut Command) {
+        let m = moto();
+        cmd.env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("HOME", &self.home)
+            .env("AWS_ENDPOINT_URL", &m.url)
+            .env("AWS_ACCESS_KEY_ID", "testing")
+            .env("AWS_SECRET_ACCESS_KEY", "testing")
+            .env("AWS_REGION", REGION)
+            .env("AWS_DEFAULT_REGION", REGION)
+            .env("AWS_CONFIG_FILE", self.home.join("aws-config"))
+            .env("AWS_SHARED_CREDENTIALS_FILE", self.home.join("aws-credentials"))
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .env("NO_COLOR", "1");
+        for var in ["PYENV_ROOT", "PYENV_VERSION", "LANG", "TF_CLI_CONFIG_FILE"] {
+            if let Ok(v) = std::env::var(var) {
+                cmd.env(var, v);
+            }
+        }
+    }
+
+    pub fn kaws_in(&self, dir: &Path) -> Command {
+        let mut c = Command::cargo_bin("kaws").unwrap();
+        self.env(&mut c);
+        c.current_dir(dir);
+        c
+    }
+
+    /// `kaws` run inside the repository.
+    pub fn kaws(&self) -> Command {
+        self.kaws_in(&self.repo)
+    }
+
+    pub fn cluster_dir(&self, c: &str) -> PathBuf {
+        self.repo.join("clusters").join(c)
+    }
+
+    /// The aws CLI, against moto.
+    pub fn aws(&self, args: &[&str]) -> Output {
+        let mut c = Command::new("aws");
+        self.env(&mut c);
+        c.args(args).output().expect("the aws CLI is installed")
+    }
+
+    pub fn aws_ok(&self, args: &[&str]) -> String {
+        let out = self.aws(args);
+        assert!(
+            out.status.success(),
+            "aws {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap().trim().to_string()
+    }
+
+    /// A new symmetric KMS key in moto.
+    pub fn kms_key(&self) -> String {
+        self.aws_ok(&["kms", "create-key", "--query", "KeyMetadata.KeyId", "--output", "text"])
+    }
+
+    /// Decrypt a kaws ciphertext with the aws CLI alone, as the docs say.
+    pub fn aws_decrypt(&self, cluster: &str, file: &Path, ctx_file: &str) -> Output {
+        let blob = format!("fileb://{}", file.display());
+        let ctx = format!("kaws:cluster={cluster},kaws:file={ctx_file}");
+        self.aws(&[
+            "kms",
+            "decrypt",
+            "--ciphertext-blob",
+            &blob,
+            "--encryption-context",
+            &ctx,
+            "--query",
+            "Plaintext",
+            "--output",
+            "text",
+        ])
+    }
+
+    /// `kaws cluster init` with sensible defaults; a flag in `extra`
+    /// replaces the default of the same name.
+    pub fn cluster_init(&self, cluster: &str, key: &str, extra: &[&str]) -> Output {
+        let defaults = [
+            ("--domain", "example.com"),
+            ("--zone-id", "Z0123456789"),
+            ("--kms-key", key),
+            ("--ssh-key", "kaws-test"),
+        ];
+        let mut args = vec!["cluster", "init", cluster];
+        for (flag, value) in defaults {
+            if !extra.contains(&flag) {
+                args.extend([flag, value]);
+            }
+        }
+        args.extend(extra);
+        self.kaws().args(args).output().unwrap()
+    }
+
+    /// Every file under the repository with its content, to compare before and after.
+    pub fn snapshot(&self) -> Vec<(PathBuf, Vec<u8>)> {
+        let mut out = Vec::new();
+        fn walk(d: &Path, out: &mut Vec<(PathBuf, Vec<u8>)>) {
+            let mut entries: Vec<_> = std::fs::read_dir(d).unwrap().flatten().collect();
+            entries.sort_by_key(|e| e.path());
+            for e in entries {
+                let p = e.path();
+                if p.file_name().is_some_and(|n| n == ".kaws.lock" || n == ".terraform") {
+                    continue;
+                }
+                if p.is_dir() {
+                    out.push((p.clone(), vec![]));
+                    walk(&p, out);
+                } else {
+                    out.push((p.clone(), std::fs::read(&p).unwrap()));
+                }
+            }
+        }
+        walk(&self.repo, &mut out);
+        out
+    }
+}
+
+/// Run a program, assert success, return stdout.
+pub fn run_ok(cmd: &mut Command) -> String {
+    let out = cmd.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+pub fn openssl(args: &[&str], dir: &Path) -> Output {
+    Command::new("openssl").args(args).current_dir(dir).output().unwrap()
+}
+
+pub fn openssl_ok(args: &[&str], dir: &Path) -> String {
+    let out = openssl(args, dir);
+    assert!(
+        out.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// Pipe `input` through openssl.
+pub fn openssl_stdin(args: &[&str], input: &[u8]) -> Output {
+    use std::io::Write;
+    let mut child = Command::new("openssl")
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(input).unwrap();
+    child.wait_with_output().unwrap()
+}
+
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).to_string()
+}
+
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).to_string()
+}
+
+/// Serialise tests that need the whole machine's attention (strace).
+pub fn exclusive() -> std::sync::MutexGuard<'static, ()> {
+    static M: Mutex<()> = Mutex::new(());
+    M.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+pub fn b64decode(s: &str) -> Vec<u8> {
+    use std::io::Write;
+    let mut child = Command::new("base64")
+        .arg("-d")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(s.as_bytes()).unwrap();
+    child.wait_with_output().unwrap().stdout
+}

@@ -1,0 +1,300 @@
+//! `kaws init`, `kaws cluster init` and `kaws cluster reencrypt`, judged by
+//! openssl and the aws CLI against a real moto server.
+
+mod common;
+
+use common::*;
+use std::path::Path;
+
+const CERTS: &[&str] = &["apiserver", "node", "etcd", "etcd-client"];
+const KEYS: &[&str] = &["ca", "apiserver", "node", "etcd", "etcd-client", "service-account"];
+
+fn ext(dir: &Path, cert: &str, which: &str) -> String {
+    openssl_ok(&["x509", "-in", cert, "-noout", "-ext", which], dir)
+}
+
+/// Decrypt `<stem>-key.pem.encrypted` with the aws CLI and return the PEM.
+fn decrypt(w: &World, cluster: &str, stem: &str) -> Vec<u8> {
+    let out = w.aws_decrypt(
+        cluster,
+        &w.cluster_dir(cluster).join(format!("{stem}-key.pem.encrypted")),
+        &format!("{stem}-key.pem"),
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    b64decode(&stdout(&out))
+}
+
+fn pubkey_of_key(pem: &[u8]) -> String {
+    let out = openssl_stdin(&["pkey", "-pubout"], pem);
+    assert!(out.status.success(), "{}", stderr(&out));
+    stdout(&out)
+}
+
+#[test]
+fn repository_layout() {
+    let w = World::new();
+    for p in ["kaws.json", ".gitignore", "clusters", "terraform/README.md"] {
+        assert!(w.repo.join(p).exists(), "{p}");
+    }
+    // A second init into a non-empty directory is refused.
+    let out = w.kaws_in(w.tmp.path()).args(["init", "repo"]).output().unwrap();
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("not empty"), "{}", stderr(&out));
+    // Outside a repository, commands say so.
+    let out = w
+        .kaws_in(w.tmp.path())
+        .args(["cluster", "reencrypt", "x", "--new-key", "alias/x"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(3));
+    assert!(stderr(&out).contains("not inside a kaws repository"), "{}", stderr(&out));
+    assert!(stderr(&out).contains("kaws init"));
+}
+
+#[test]
+fn cluster_pki_is_valid_by_openssl_and_decrypts_with_the_aws_cli() {
+    let w = World::new();
+    let key = w.kms_key();
+    let out = w.cluster_init("prod", &key, &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let d = w.cluster_dir("prod");
+
+    // The chain and every extension, as openssl reads them.
+    let mut verify = vec!["verify", "-CAfile", "ca.pem"];
+    verify.extend(CERTS.iter().map(|c| match *c {
+        "apiserver" => "apiserver.pem",
+        "node" => "node.pem",
+        "etcd" => "etcd.pem",
+        _ => "etcd-client.pem",
+    }));
+    let v = openssl_ok(&verify, &d);
+    assert_eq!(v.matches(": OK").count(), CERTS.len(), "{v}");
+
+    let ca = ext(&d, "ca.pem", "basicConstraints,keyUsage");
+    assert!(ca.contains("critical") && ca.contains("CA:TRUE"), "{ca}");
+    assert!(ca.contains("Certificate Sign") && ca.contains("CRL Sign") && ca.contains("Digital Signature"), "{ca}");
+    let subj = openssl_ok(&["x509", "-in", "ca.pem", "-noout", "-subject", "-startdate", "-enddate"], &d);
+    assert!(subj.contains("CN = kube-prod-ca"), "{subj}");
+    let years = |s: &str, tag: &str| -> i32 {
+        let line = s.lines().find(|l| l.starts_with(tag)).unwrap();
+        line.split_whitespace().rev().nth(1).unwrap().parse().unwrap()
+    };
+    assert_eq!(years(&subj, "notAfter") - years(&subj, "notBefore"), 10, "{subj}");
+
+    let api = ext(&d, "apiserver.pem", "basicConstraints,extendedKeyUsage,subjectAltName");
+    assert!(api.contains("CA:FALSE"), "{api}");
+    assert!(api.contains("TLS Web Server Authentication") && api.contains("TLS Web Client Authentication"), "{api}");
+    for san in [
+        "DNS:kubernetes,",
+        "DNS:kubernetes.default,",
+        "DNS:kubernetes.default.svc,",
+        "DNS:kubernetes.default.svc.cluster,",
+        "DNS:kubernetes.default.svc.cluster.local",
+        "DNS:kubernetes.example.com",
+        "DNS:localhost",
+        "IP Address:127.0.0.1",
+        "IP Address:10.3.0.1",
+    ] {
+        assert!(api.contains(san), "{san} missing from {api}");
+    }
+
+    let node = ext(&d, "node.pem", "basicConstraints,extendedKeyUsage");
+    assert!(node.contains("CA:FALSE") && node.contains("Client Authentication") && node.contains("Server Authentication"), "{node}");
+    let ns = openssl_ok(&["x509", "-in", "node.pem", "-noout", "-subject"], &d);
+    assert!(ns.contains("O = system:nodes") && ns.contains("CN = kube-prod-node"), "{ns}");
+
+    let etcd = ext(&d, "etcd.pem", "subjectAltName");
+    for n in ["etcd-0.example.com", "etcd-1.example.com", "etcd-2.example.com"] {
+        assert!(etcd.contains(n), "{etcd}");
+    }
+
+    // Each key decrypts with the aws CLI alone and matches its certificate.
+    for stem in KEYS {
+        let pem = decrypt(&w, "prod", stem);
+        assert!(pem.starts_with(b"-----BEGIN PRIVATE KEY-----"), "{stem} is PKCS#8 PEM");
+        let from_key = pubkey_of_key(&pem);
+        let from_cert = if *stem == "service-account" {
+            std::fs::read_to_string(d.join("service-account.pub")).unwrap()
+        } else {
+            openssl_ok(&["x509", "-in", &format!("{stem}.pem"), "-noout", "-pubkey"], &d)
+        };
+        assert_eq!(from_key, from_cert, "{stem}");
+        let text = openssl_stdin(&["pkey", "-noout", "-text"], &pem);
+        assert!(stdout(&text).contains("prime256v1") || stdout(&text).contains("P-256"), "{stem} is P-256");
+    }
+
+    // The context binds a file to its cluster and to its name.
+    let wrong_cluster = w.aws_decrypt("other", &d.join("ca-key.pem.encrypted"), "ca-key.pem");
+    assert!(!wrong_cluster.status.success());
+    let wrong_file = w.aws_decrypt("prod", &d.join("ca-key.pem.encrypted"), "node-key.pem");
+    assert!(!wrong_file.status.success());
+
+    // Nothing in the cluster directory is a plaintext private key.
+    for e in std::fs::read_dir(&d).unwrap().flatten() {
+        let bytes = std::fs::read(e.path()).unwrap();
+        assert!(!String::from_utf8_lossy(&bytes).contains("PRIVATE KEY"), "{:?}", e.path());
+    }
+
+    // The settings record everything; the entry point exists.
+    let settings: serde_json::Value = serde_json::from_slice(&std::fs::read(d.join("terraform.tfvars.json")).unwrap()).unwrap();
+    assert_eq!(settings["kms_key_id"], key.as_str());
+    assert_eq!(settings["region"], REGION);
+    assert_eq!(settings["domain"], "example.com");
+    assert!(d.join("main.tf").is_file());
+
+    // A second init of the same cluster is refused and changes nothing.
+    let before = w.snapshot();
+    let again = w.cluster_init("prod", &key, &[]);
+    assert_eq!(again.status.code(), Some(4), "{}", stderr(&again));
+    assert!(stderr(&again).contains("already exists"));
+    assert_eq!(before, w.snapshot());
+}
+
+#[test]
+fn rsa_keys_on_request() {
+    let w = World::new();
+    let key = w.kms_key();
+    let out = w.cluster_init("rsa", &key, &["--key-algorithm", "rsa-2048"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let pem = decrypt(&w, "rsa", "apiserver");
+    let text = stdout(&openssl_stdin(&["pkey", "-noout", "-text"], &pem));
+    assert!(text.contains("2048 bit"), "{text}");
+    let d = w.cluster_dir("rsa");
+    let ku = ext(&d, "apiserver.pem", "keyUsage");
+    assert!(ku.contains("Key Encipherment"), "{ku}");
+    openssl_ok(&["verify", "-CAfile", "ca.pem", "apiserver.pem"], &d);
+}
+
+#[test]
+fn reencrypt_moves_keys_without_changing_them() {
+    let w = World::new();
+    let k1 = w.kms_key();
+    let k2 = w.kms_key();
+    assert!(w.cluster_init("re", &k1, &[]).status.success());
+    let d = w.cluster_dir("re");
+    let certs_before: Vec<Vec<u8>> = ["ca.pem", "apiserver.pem"].iter().map(|f| std::fs::read(d.join(f)).unwrap()).collect();
+    let plain_before: Vec<Vec<u8>> = KEYS.iter().map(|s| decrypt(&w, "re", s)).collect();
+    let blobs_before: Vec<Vec<u8>> = KEYS.iter().map(|s| std::fs::read(d.join(format!("{s}-key.pem.encrypted"))).unwrap()).collect();
+
+    let out = w.kaws().args(["cluster", "reencrypt", "re", "--new-key", &k2]).output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains("not revocation"));
+
+    for (i, s) in KEYS.iter().enumerate() {
+        let blob = std::fs::read(d.join(format!("{s}-key.pem.encrypted"))).unwrap();
+        assert_ne!(blob, blobs_before[i], "{s} ciphertext changed");
+        assert_eq!(decrypt(&w, "re", s), plain_before[i], "{s} key itself unchanged");
+    }
+    // The new ciphertext names the new key.
+    let blob = format!("fileb://{}", d.join("ca-key.pem.encrypted").display());
+    let key_arn = w.aws_ok(&[
+        "kms", "decrypt", "--ciphertext-blob", &blob, "--encryption-context",
+        "kaws:cluster=re,kaws:file=ca-key.pem", "--query", "KeyId", "--output", "text",
+    ]);
+    assert!(key_arn.ends_with(&k2), "{key_arn}");
+    let certs_after: Vec<Vec<u8>> = ["ca.pem", "apiserver.pem"].iter().map(|f| std::fs::read(d.join(f)).unwrap()).collect();
+    assert_eq!(certs_before, certs_after);
+    let settings: serde_json::Value = serde_json::from_slice(&std::fs::read(d.join("terraform.tfvars.json")).unwrap()).unwrap();
+    assert_eq!(settings["kms_key_id"], k2.as_str());
+
+    // The help says it is not revocation.
+    let help = w.kaws().args(["cluster", "reencrypt", "--help"]).output().unwrap();
+    assert!(stdout(&help).contains("not revocation"));
+}
+
+#[test]
+fn kms_failures_write_nothing() {
+    let w = World::new();
+    let before = w.snapshot();
+    // A key that does not exist.
+    let out = w.cluster_init("nokey", "alias/does-not-exist", &[]);
+    assert_eq!(out.status.code(), Some(5), "{}", stderr(&out));
+    let e = stderr(&out);
+    assert!(e.contains("KMS") && e.contains("alias/does-not-exist"), "{e}");
+    assert!(e.contains("help:"), "{e}");
+    // A disabled key.
+    let k = w.kms_key();
+    w.aws_ok(&["kms", "disable-key", "--key-id", &k]);
+    let out = w.cluster_init("disabled", &k, &[]);
+    assert_eq!(out.status.code(), Some(5), "{}", stderr(&out));
+    assert!(stderr(&out).contains("disabled"), "{}", stderr(&out));
+    assert_eq!(before, w.snapshot());
+}
+
+#[test]
+fn bad_input_is_refused_and_writes_nothing() {
+    let w = World::new();
+    let key = w.kms_key();
+    let before = w.snapshot();
+    let cases: &[(&str, &[&str], &str)] = &[
+        ("../evil", &[], "invalid cluster name"),
+        ("Prod", &[], "invalid cluster name"),
+        ("a/b", &[], "invalid cluster name"),
+        ("ok", &["--domain", "not a domain"], "invalid domain"),
+        ("ok", &["--cidr", "10.0.0.1/16"], "host bits"),
+        ("ok", &["--service-cidr", "10.3.0.0/33"], "invalid service_cidr"),
+        ("ok", &["--kms-key", "not-a-key"], "invalid KMS key"),
+        ("ok", &["--kubernetes-version", "1.2"], "invalid kubernetes version"),
+        ("ok", &["--ami", "ami-xyz"], "invalid ami"),
+    ];
+    for (name, extra, msg) in cases {
+        let out = w.cluster_init(name, &key, extra);
+        assert_eq!(out.status.code(), Some(3), "{name} {extra:?}: {}", stderr(&out));
+        assert!(stderr(&out).contains(msg), "{name} {extra:?}: {}", stderr(&out));
+        assert!(stderr(&out).contains("help:"), "{}", stderr(&out));
+        assert!(!stderr(&out).contains("panicked"));
+    }
+    assert_eq!(before, w.snapshot());
+}
+
+/// strace watches every write kaws makes during `cluster init`: no plaintext
+/// private key may reach any file, temporary ones included.
+#[test]
+fn no_plaintext_key_is_written_to_any_file() {
+    let _g = exclusive();
+    let w = World::new();
+    let key = w.kms_key();
+    let log = w.tmp.path().join("strace.log");
+    let kaws = assert_cmd::cargo::cargo_bin("kaws");
+    let mut cmd = std::process::Command::new("strace");
+    w.env(&mut cmd);
+    cmd.current_dir(&w.repo)
+        .args(["-f", "-qq", "-s", "1000000", "-e", "trace=openat,creat,socket,close,write,pwrite64,writev", "-o"])
+        .arg(&log)
+        .arg(&kaws)
+        .args(["cluster", "init", "traced", "--domain", "example.com", "--zone-id", "Z1", "--kms-key", &key, "--ssh-key", "k"]);
+    let out = cmd.output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = std::fs::read_to_string(&log).unwrap();
+    let mut files: std::collections::HashMap<(String, String), String> = Default::default();
+    let mut file_writes = 0;
+    // The base64 of "-----BEGIN PRIVATE KEY" as it would appear in a JSON body.
+    let b64_marker = "LS0tLS1CRUdJTiBQUklWQVRFIEtFWS";
+    for line in text.lines() {
+        let (pid, rest) = line.split_once(' ').unwrap_or(("", line));
+        let rest = rest.trim_start();
+        let fd_of = |r: &str| r.rsplit_once("= ").and_then(|(_, n)| n.trim().parse::<i64>().ok());
+        if rest.starts_with("openat(") || rest.starts_with("creat(") {
+            if let (Some(fd), Some(path)) = (fd_of(rest), rest.split('"').nth(1)) {
+                files.insert((pid.into(), fd.to_string()), path.to_string());
+            }
+        } else if rest.starts_with("socket(") || rest.starts_with("close(") {
+            let fd = if let Some(args) = rest.strip_prefix("close(") {
+                args.split(')').next().map(str::to_string)
+            } else {
+                fd_of(rest).map(|f| f.to_string())
+            };
+            if let Some(fd) = fd {
+                files.retain(|(_, f), _| *f != fd);
+            }
+        } else if let Some(args) = rest.strip_prefix("write(").or_else(|| rest.strip_prefix("pwrite64(")).or_else(|| rest.strip_prefix("writev(")) {
+            let fd = args.split(',').next().unwrap_or("").to_string();
+            if let Some(path) = files.iter().find(|((_, f), _)| *f == fd).map(|(_, p)| p.clone()) {
+                file_writes += 1;
+                assert!(!rest.contains("PRIVATE KEY"), "plaintext key written to {path}");
+                assert!(!rest.contains(b64_marker), "encoded plaintext key written to {path}");
+            }
+        }
+    }
+    assert!(file_writes >= 14, "strace saw {file_writes} file writes");
+}
