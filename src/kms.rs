@@ -233,19 +233,34 @@ impl AwsKms {
             .await
             .map_err(|e| self.explain("use", key_id, &ctx, e))?;
         let Some(meta) = out.key_metadata else {
-            return Err(Error::aws(format!("KMS: no description returned for key {key_id}")));
+            return Err(Error::aws(format!(
+                "KMS: no description returned for key {key_id}"
+            )));
         };
         use aws_sdk_kms::types::{KeyState, KeyUsageType};
-        if meta.key_state.as_ref().is_some_and(|s| *s != KeyState::Enabled) || !meta.enabled {
-            let state = meta.key_state.map(|s| s.as_str().to_string()).unwrap_or_default();
+        if meta
+            .key_state
+            .as_ref()
+            .is_some_and(|s| *s != KeyState::Enabled)
+            || !meta.enabled
+        {
+            let state = meta
+                .key_state
+                .map(|s| s.as_str().to_string())
+                .unwrap_or_default();
             return Err(Error::aws(format!(
                 "KMS: key {key_id} is disabled or pending deletion (state {state})"
             ))
             .with_hint("enable it (`aws kms enable-key --key-id ...`, or `aws kms cancel-key-deletion`) or use another key"));
         }
-        if meta.key_usage.is_some_and(|u| u != KeyUsageType::EncryptDecrypt) {
-            return Err(Error::aws(format!("KMS: key {key_id} cannot encrypt (its usage is not ENCRYPT_DECRYPT)"))
-                .with_hint("use a symmetric KMS key made for encryption"));
+        if meta
+            .key_usage
+            .is_some_and(|u| u != KeyUsageType::EncryptDecrypt)
+        {
+            return Err(Error::aws(format!(
+                "KMS: key {key_id} cannot encrypt (its usage is not ENCRYPT_DECRYPT)"
+            ))
+            .with_hint("use a symmetric KMS key made for encryption"));
         }
         Ok(())
     }

@@ -6,9 +6,11 @@
 
 #![forbid(unsafe_code)]
 
+mod der;
 pub mod error;
 pub mod fsutil;
 pub mod kms;
+pub mod kubeconfig;
 pub mod layout;
 pub mod lock;
 pub mod ops;
@@ -16,5 +18,6 @@ pub mod pki;
 pub mod secret;
 pub mod settings;
 pub mod terraform;
+pub mod x509;
 
 pub use error::{Error, ErrorKind, Result};

@@ -300,7 +300,7 @@ impl Subject {
 }
 
 /// A random positive serial of 127 bits (RFC 5280 allows up to 20 octets).
-fn random_serial() -> SerialNumber {
+pub(crate) fn random_serial() -> SerialNumber {
     let mut bytes: [u8; 16] = rand::random();
     bytes[0] &= 0x7f;
     bytes[0] |= 0x01;
@@ -451,6 +451,8 @@ pub struct Ca<'a> {
     pub cert_pem: &'a str,
     pub key: &'a PrivateKey,
     pub not_after: OffsetDateTime,
+    subject_der: Vec<u8>,
+    key_id: Vec<u8>,
 }
 
 impl<'a> Ca<'a> {
@@ -461,6 +463,17 @@ impl<'a> Ca<'a> {
         let (_, cert) = x509_parser::parse_x509_certificate(&der)
             .map_err(|e| Error::input(format!("ca.pem: not a valid certificate: {e}")))?;
         let not_after = cert.validity().not_after.to_datetime();
+        let subject_der = cert.subject().as_raw().to_vec();
+        let key_id = cert
+            .extensions()
+            .iter()
+            .find_map(|e| match e.parsed_extension() {
+                x509_parser::extensions::ParsedExtension::SubjectKeyIdentifier(k) => {
+                    Some(k.0.to_vec())
+                }
+                _ => None,
+            })
+            .unwrap_or_else(|| Sha256::digest(cert.public_key().raw)[..20].to_vec());
         // The key must be the CA's, or every certificate it signs is useless.
         if cert.public_key().raw != key.public_key_der().as_slice() {
             return Err(
@@ -473,7 +486,46 @@ impl<'a> Ca<'a> {
             cert_pem,
             key,
             not_after,
+            subject_der,
+            key_id,
         })
+    }
+
+    fn validity(&self, days: u32) -> Result<Validity> {
+        let validity = Validity::days(days, Some(self.not_after));
+        if validity.not_after <= validity.not_before + Duration::minutes(5) {
+            return Err(Error::input("the cluster CA has expired").with_hint(
+                "a new CA means a new cluster PKI; see docs/guides/renew-certificates.md",
+            ));
+        }
+        Ok(validity)
+    }
+
+    /// Sign an administrator's certificate: [`ADMIN_CERT`] with the CSR's
+    /// CN and O values and its public key, nothing else.
+    pub fn sign_admin(
+        &self,
+        subject: &Subject,
+        spki_der: &[u8],
+        days: u32,
+        rsa: bool,
+    ) -> Result<String> {
+        let validity = self.validity(days)?;
+        let serial = random_serial();
+        crate::der::certificate(
+            &ADMIN_CERT,
+            subject,
+            spki_der,
+            rsa,
+            &crate::der::IssuerInfo {
+                subject_der: &self.subject_der,
+                key_id: self.key_id.clone(),
+                key: self.key,
+            },
+            serial.as_ref(),
+            validity.not_before,
+            validity.not_after,
+        )
     }
 
     /// Sign a certificate for `public_key` (anything rcgen can encode).
@@ -485,12 +537,7 @@ impl<'a> Ca<'a> {
         days: u32,
         rsa: bool,
     ) -> Result<String> {
-        let validity = Validity::days(days, Some(self.not_after));
-        if validity.not_after <= validity.not_before + Duration::minutes(5) {
-            return Err(Error::input("the cluster CA has expired").with_hint(
-                "a new CA means a new cluster PKI; see docs/guides/renew-certificates.md",
-            ));
-        }
+        let validity = self.validity(days)?;
         let p = params(spec, subject, validity, rsa)?;
         let issuer = Issuer::from_ca_cert_pem(self.cert_pem, self.key.key_pair())
             .map_err(|e| Error::input(format!("ca.pem: cannot sign with it: {e}")))?;

@@ -7,7 +7,14 @@ use common::*;
 use std::path::Path;
 
 const CERTS: &[&str] = &["apiserver", "node", "etcd", "etcd-client"];
-const KEYS: &[&str] = &["ca", "apiserver", "node", "etcd", "etcd-client", "service-account"];
+const KEYS: &[&str] = &[
+    "ca",
+    "apiserver",
+    "node",
+    "etcd",
+    "etcd-client",
+    "service-account",
+];
 
 fn ext(dir: &Path, cert: &str, which: &str) -> String {
     openssl_ok(&["x509", "-in", cert, "-noout", "-ext", which], dir)
@@ -17,7 +24,8 @@ fn ext(dir: &Path, cert: &str, which: &str) -> String {
 fn decrypt(w: &World, cluster: &str, stem: &str) -> Vec<u8> {
     let out = w.aws_decrypt(
         cluster,
-        &w.cluster_dir(cluster).join(format!("{stem}-key.pem.encrypted")),
+        &w.cluster_dir(cluster)
+            .join(format!("{stem}-key.pem.encrypted")),
         &format!("{stem}-key.pem"),
     );
     assert!(out.status.success(), "{}", stderr(&out));
@@ -37,7 +45,11 @@ fn repository_layout() {
         assert!(w.repo.join(p).exists(), "{p}");
     }
     // A second init into a non-empty directory is refused.
-    let out = w.kaws_in(w.tmp.path()).args(["init", "repo"]).output().unwrap();
+    let out = w
+        .kaws_in(w.tmp.path())
+        .args(["init", "repo"])
+        .output()
+        .unwrap();
     assert!(!out.status.success());
     assert!(stderr(&out).contains("not empty"), "{}", stderr(&out));
     // Outside a repository, commands say so.
@@ -47,7 +59,11 @@ fn repository_layout() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(3));
-    assert!(stderr(&out).contains("not inside a kaws repository"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("not inside a kaws repository"),
+        "{}",
+        stderr(&out)
+    );
     assert!(stderr(&out).contains("kaws init"));
 }
 
@@ -72,18 +88,51 @@ fn cluster_pki_is_valid_by_openssl_and_decrypts_with_the_aws_cli() {
 
     let ca = ext(&d, "ca.pem", "basicConstraints,keyUsage");
     assert!(ca.contains("critical") && ca.contains("CA:TRUE"), "{ca}");
-    assert!(ca.contains("Certificate Sign") && ca.contains("CRL Sign") && ca.contains("Digital Signature"), "{ca}");
-    let subj = openssl_ok(&["x509", "-in", "ca.pem", "-noout", "-subject", "-startdate", "-enddate"], &d);
+    assert!(
+        ca.contains("Certificate Sign")
+            && ca.contains("CRL Sign")
+            && ca.contains("Digital Signature"),
+        "{ca}"
+    );
+    let subj = openssl_ok(
+        &[
+            "x509",
+            "-in",
+            "ca.pem",
+            "-noout",
+            "-subject",
+            "-startdate",
+            "-enddate",
+        ],
+        &d,
+    );
     assert!(subj.contains("CN = kube-prod-ca"), "{subj}");
     let years = |s: &str, tag: &str| -> i32 {
         let line = s.lines().find(|l| l.starts_with(tag)).unwrap();
-        line.split_whitespace().rev().nth(1).unwrap().parse().unwrap()
+        line.split_whitespace()
+            .rev()
+            .nth(1)
+            .unwrap()
+            .parse()
+            .unwrap()
     };
-    assert_eq!(years(&subj, "notAfter") - years(&subj, "notBefore"), 10, "{subj}");
+    assert_eq!(
+        years(&subj, "notAfter") - years(&subj, "notBefore"),
+        10,
+        "{subj}"
+    );
 
-    let api = ext(&d, "apiserver.pem", "basicConstraints,extendedKeyUsage,subjectAltName");
+    let api = ext(
+        &d,
+        "apiserver.pem",
+        "basicConstraints,extendedKeyUsage,subjectAltName",
+    );
     assert!(api.contains("CA:FALSE"), "{api}");
-    assert!(api.contains("TLS Web Server Authentication") && api.contains("TLS Web Client Authentication"), "{api}");
+    assert!(
+        api.contains("TLS Web Server Authentication")
+            && api.contains("TLS Web Client Authentication"),
+        "{api}"
+    );
     for san in [
         "DNS:kubernetes,",
         "DNS:kubernetes.default,",
@@ -99,28 +148,49 @@ fn cluster_pki_is_valid_by_openssl_and_decrypts_with_the_aws_cli() {
     }
 
     let node = ext(&d, "node.pem", "basicConstraints,extendedKeyUsage");
-    assert!(node.contains("CA:FALSE") && node.contains("Client Authentication") && node.contains("Server Authentication"), "{node}");
+    assert!(
+        node.contains("CA:FALSE")
+            && node.contains("Client Authentication")
+            && node.contains("Server Authentication"),
+        "{node}"
+    );
     let ns = openssl_ok(&["x509", "-in", "node.pem", "-noout", "-subject"], &d);
-    assert!(ns.contains("O = system:nodes") && ns.contains("CN = kube-prod-node"), "{ns}");
+    assert!(
+        ns.contains("O = system:nodes") && ns.contains("CN = kube-prod-node"),
+        "{ns}"
+    );
 
     let etcd = ext(&d, "etcd.pem", "subjectAltName");
-    for n in ["etcd-0.example.com", "etcd-1.example.com", "etcd-2.example.com"] {
+    for n in [
+        "etcd-0.example.com",
+        "etcd-1.example.com",
+        "etcd-2.example.com",
+    ] {
         assert!(etcd.contains(n), "{etcd}");
     }
 
     // Each key decrypts with the aws CLI alone and matches its certificate.
     for stem in KEYS {
         let pem = decrypt(&w, "prod", stem);
-        assert!(pem.starts_with(b"-----BEGIN PRIVATE KEY-----"), "{stem} is PKCS#8 PEM");
+        assert!(
+            pem.starts_with(b"-----BEGIN PRIVATE KEY-----"),
+            "{stem} is PKCS#8 PEM"
+        );
         let from_key = pubkey_of_key(&pem);
         let from_cert = if *stem == "service-account" {
             std::fs::read_to_string(d.join("service-account.pub")).unwrap()
         } else {
-            openssl_ok(&["x509", "-in", &format!("{stem}.pem"), "-noout", "-pubkey"], &d)
+            openssl_ok(
+                &["x509", "-in", &format!("{stem}.pem"), "-noout", "-pubkey"],
+                &d,
+            )
         };
         assert_eq!(from_key, from_cert, "{stem}");
         let text = openssl_stdin(&["pkey", "-noout", "-text"], &pem);
-        assert!(stdout(&text).contains("prime256v1") || stdout(&text).contains("P-256"), "{stem} is P-256");
+        assert!(
+            stdout(&text).contains("prime256v1") || stdout(&text).contains("P-256"),
+            "{stem} is P-256"
+        );
     }
 
     // The context binds a file to its cluster and to its name.
@@ -132,11 +202,16 @@ fn cluster_pki_is_valid_by_openssl_and_decrypts_with_the_aws_cli() {
     // Nothing in the cluster directory is a plaintext private key.
     for e in std::fs::read_dir(&d).unwrap().flatten() {
         let bytes = std::fs::read(e.path()).unwrap();
-        assert!(!String::from_utf8_lossy(&bytes).contains("PRIVATE KEY"), "{:?}", e.path());
+        assert!(
+            !String::from_utf8_lossy(&bytes).contains("PRIVATE KEY"),
+            "{:?}",
+            e.path()
+        );
     }
 
     // The settings record everything; the entry point exists.
-    let settings: serde_json::Value = serde_json::from_slice(&std::fs::read(d.join("terraform.tfvars.json")).unwrap()).unwrap();
+    let settings: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(d.join("terraform.tfvars.json")).unwrap()).unwrap();
     assert_eq!(settings["kms_key_id"], key.as_str());
     assert_eq!(settings["region"], REGION);
     assert_eq!(settings["domain"], "example.com");
@@ -172,33 +247,63 @@ fn reencrypt_moves_keys_without_changing_them() {
     let k2 = w.kms_key();
     assert!(w.cluster_init("re", &k1, &[]).status.success());
     let d = w.cluster_dir("re");
-    let certs_before: Vec<Vec<u8>> = ["ca.pem", "apiserver.pem"].iter().map(|f| std::fs::read(d.join(f)).unwrap()).collect();
+    let certs_before: Vec<Vec<u8>> = ["ca.pem", "apiserver.pem"]
+        .iter()
+        .map(|f| std::fs::read(d.join(f)).unwrap())
+        .collect();
     let plain_before: Vec<Vec<u8>> = KEYS.iter().map(|s| decrypt(&w, "re", s)).collect();
-    let blobs_before: Vec<Vec<u8>> = KEYS.iter().map(|s| std::fs::read(d.join(format!("{s}-key.pem.encrypted"))).unwrap()).collect();
+    let blobs_before: Vec<Vec<u8>> = KEYS
+        .iter()
+        .map(|s| std::fs::read(d.join(format!("{s}-key.pem.encrypted"))).unwrap())
+        .collect();
 
-    let out = w.kaws().args(["cluster", "reencrypt", "re", "--new-key", &k2]).output().unwrap();
+    let out = w
+        .kaws()
+        .args(["cluster", "reencrypt", "re", "--new-key", &k2])
+        .output()
+        .unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(stdout(&out).contains("not revocation"));
 
     for (i, s) in KEYS.iter().enumerate() {
         let blob = std::fs::read(d.join(format!("{s}-key.pem.encrypted"))).unwrap();
         assert_ne!(blob, blobs_before[i], "{s} ciphertext changed");
-        assert_eq!(decrypt(&w, "re", s), plain_before[i], "{s} key itself unchanged");
+        assert_eq!(
+            decrypt(&w, "re", s),
+            plain_before[i],
+            "{s} key itself unchanged"
+        );
     }
     // The new ciphertext names the new key.
     let blob = format!("fileb://{}", d.join("ca-key.pem.encrypted").display());
     let key_arn = w.aws_ok(&[
-        "kms", "decrypt", "--ciphertext-blob", &blob, "--encryption-context",
-        "kaws:cluster=re,kaws:file=ca-key.pem", "--query", "KeyId", "--output", "text",
+        "kms",
+        "decrypt",
+        "--ciphertext-blob",
+        &blob,
+        "--encryption-context",
+        "kaws:cluster=re,kaws:file=ca-key.pem",
+        "--query",
+        "KeyId",
+        "--output",
+        "text",
     ]);
     assert!(key_arn.ends_with(&k2), "{key_arn}");
-    let certs_after: Vec<Vec<u8>> = ["ca.pem", "apiserver.pem"].iter().map(|f| std::fs::read(d.join(f)).unwrap()).collect();
+    let certs_after: Vec<Vec<u8>> = ["ca.pem", "apiserver.pem"]
+        .iter()
+        .map(|f| std::fs::read(d.join(f)).unwrap())
+        .collect();
     assert_eq!(certs_before, certs_after);
-    let settings: serde_json::Value = serde_json::from_slice(&std::fs::read(d.join("terraform.tfvars.json")).unwrap()).unwrap();
+    let settings: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(d.join("terraform.tfvars.json")).unwrap()).unwrap();
     assert_eq!(settings["kms_key_id"], k2.as_str());
 
     // The help says it is not revocation.
-    let help = w.kaws().args(["cluster", "reencrypt", "--help"]).output().unwrap();
+    let help = w
+        .kaws()
+        .args(["cluster", "reencrypt", "--help"])
+        .output()
+        .unwrap();
     assert!(stdout(&help).contains("not revocation"));
 }
 
@@ -210,7 +315,10 @@ fn kms_failures_write_nothing() {
     let out = w.cluster_init("nokey", "alias/does-not-exist", &[]);
     assert_eq!(out.status.code(), Some(5), "{}", stderr(&out));
     let e = stderr(&out);
-    assert!(e.contains("KMS") && e.contains("alias/does-not-exist"), "{e}");
+    assert!(
+        e.contains("KMS") && e.contains("alias/does-not-exist"),
+        "{e}"
+    );
     assert!(e.contains("help:"), "{e}");
     // A disabled key.
     let k = w.kms_key();
@@ -232,15 +340,32 @@ fn bad_input_is_refused_and_writes_nothing() {
         ("a/b", &[], "invalid cluster name"),
         ("ok", &["--domain", "not a domain"], "invalid domain"),
         ("ok", &["--cidr", "10.0.0.1/16"], "host bits"),
-        ("ok", &["--service-cidr", "10.3.0.0/33"], "invalid service_cidr"),
+        (
+            "ok",
+            &["--service-cidr", "10.3.0.0/33"],
+            "invalid service_cidr",
+        ),
         ("ok", &["--kms-key", "not-a-key"], "invalid KMS key"),
-        ("ok", &["--kubernetes-version", "1.2"], "invalid kubernetes version"),
+        (
+            "ok",
+            &["--kubernetes-version", "1.2"],
+            "invalid kubernetes version",
+        ),
         ("ok", &["--ami", "ami-xyz"], "invalid ami"),
     ];
     for (name, extra, msg) in cases {
         let out = w.cluster_init(name, &key, extra);
-        assert_eq!(out.status.code(), Some(3), "{name} {extra:?}: {}", stderr(&out));
-        assert!(stderr(&out).contains(msg), "{name} {extra:?}: {}", stderr(&out));
+        assert_eq!(
+            out.status.code(),
+            Some(3),
+            "{name} {extra:?}: {}",
+            stderr(&out)
+        );
+        assert!(
+            stderr(&out).contains(msg),
+            "{name} {extra:?}: {}",
+            stderr(&out)
+        );
         assert!(stderr(&out).contains("help:"), "{}", stderr(&out));
         assert!(!stderr(&out).contains("panicked"));
     }
@@ -259,10 +384,30 @@ fn no_plaintext_key_is_written_to_any_file() {
     let mut cmd = std::process::Command::new("strace");
     w.env(&mut cmd);
     cmd.current_dir(&w.repo)
-        .args(["-f", "-qq", "-s", "1000000", "-e", "trace=openat,creat,socket,close,write,pwrite64,writev", "-o"])
+        .args([
+            "-f",
+            "-qq",
+            "-s",
+            "1000000",
+            "-e",
+            "trace=openat,creat,socket,close,write,pwrite64,writev",
+            "-o",
+        ])
         .arg(&log)
         .arg(&kaws)
-        .args(["cluster", "init", "traced", "--domain", "example.com", "--zone-id", "Z1", "--kms-key", &key, "--ssh-key", "k"]);
+        .args([
+            "cluster",
+            "init",
+            "traced",
+            "--domain",
+            "example.com",
+            "--zone-id",
+            "Z1",
+            "--kms-key",
+            &key,
+            "--ssh-key",
+            "k",
+        ]);
     let out = cmd.output().unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
     let text = std::fs::read_to_string(&log).unwrap();
@@ -273,7 +418,10 @@ fn no_plaintext_key_is_written_to_any_file() {
     for line in text.lines() {
         let (pid, rest) = line.split_once(' ').unwrap_or(("", line));
         let rest = rest.trim_start();
-        let fd_of = |r: &str| r.rsplit_once("= ").and_then(|(_, n)| n.trim().parse::<i64>().ok());
+        let fd_of = |r: &str| {
+            r.rsplit_once("= ")
+                .and_then(|(_, n)| n.trim().parse::<i64>().ok())
+        };
         if rest.starts_with("openat(") || rest.starts_with("creat(") {
             if let (Some(fd), Some(path)) = (fd_of(rest), rest.split('"').nth(1)) {
                 files.insert((pid.into(), fd.to_string()), path.to_string());
@@ -287,12 +435,26 @@ fn no_plaintext_key_is_written_to_any_file() {
             if let Some(fd) = fd {
                 files.retain(|(_, f), _| *f != fd);
             }
-        } else if let Some(args) = rest.strip_prefix("write(").or_else(|| rest.strip_prefix("pwrite64(")).or_else(|| rest.strip_prefix("writev(")) {
+        } else if let Some(args) = rest
+            .strip_prefix("write(")
+            .or_else(|| rest.strip_prefix("pwrite64("))
+            .or_else(|| rest.strip_prefix("writev("))
+        {
             let fd = args.split(',').next().unwrap_or("").to_string();
-            if let Some(path) = files.iter().find(|((_, f), _)| *f == fd).map(|(_, p)| p.clone()) {
+            if let Some(path) = files
+                .iter()
+                .find(|((_, f), _)| *f == fd)
+                .map(|(_, p)| p.clone())
+            {
                 file_writes += 1;
-                assert!(!rest.contains("PRIVATE KEY"), "plaintext key written to {path}");
-                assert!(!rest.contains(b64_marker), "encoded plaintext key written to {path}");
+                assert!(
+                    !rest.contains("PRIVATE KEY"),
+                    "plaintext key written to {path}"
+                );
+                assert!(
+                    !rest.contains(b64_marker),
+                    "encoded plaintext key written to {path}"
+                );
             }
         }
     }

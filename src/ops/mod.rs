@@ -1,9 +1,14 @@
 //! Operations, one per command: the CLI parses arguments and calls one of
 //! these. Tests call them directly too.
 
+mod admin;
 mod cluster;
 mod repo;
 
+pub use admin::{
+    admin_create, admin_install, admin_list, admin_sign, normalize_fingerprint, AdminCreate,
+    AdminCreated, AdminInstall, AdminSign, AdminState, AdminStatus, SignPrompt,
+};
 pub use cluster::{cluster_init, cluster_reencrypt, ClusterInit, ClusterInitReport};
 pub use repo::{init, RepoInit};
 

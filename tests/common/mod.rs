@@ -62,8 +62,16 @@ impl World {
             home,
             tmp,
         };
-        let out = w.kaws_in(w.tmp.path()).args(["init", "repo"]).output().unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let out = w
+            .kaws_in(w.tmp.path())
+            .args(["init", "repo"])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         w
     }
 
@@ -79,7 +87,10 @@ impl World {
             .env("AWS_REGION", REGION)
             .env("AWS_DEFAULT_REGION", REGION)
             .env("AWS_CONFIG_FILE", self.home.join("aws-config"))
-            .env("AWS_SHARED_CREDENTIALS_FILE", self.home.join("aws-credentials"))
+            .env(
+                "AWS_SHARED_CREDENTIALS_FILE",
+                self.home.join("aws-credentials"),
+            )
             .env("AWS_EC2_METADATA_DISABLED", "true")
             .env("NO_COLOR", "1");
         for var in ["PYENV_ROOT", "PYENV_VERSION", "LANG", "TF_CLI_CONFIG_FILE"] {
@@ -124,7 +135,14 @@ impl World {
 
     /// A new symmetric KMS key in moto.
     pub fn kms_key(&self) -> String {
-        self.aws_ok(&["kms", "create-key", "--query", "KeyMetadata.KeyId", "--output", "text"])
+        self.aws_ok(&[
+            "kms",
+            "create-key",
+            "--query",
+            "KeyMetadata.KeyId",
+            "--output",
+            "text",
+        ])
     }
 
     /// Decrypt a kaws ciphertext with the aws CLI alone, as the docs say.
@@ -172,7 +190,9 @@ impl World {
             entries.sort_by_key(|e| e.path());
             for e in entries {
                 let p = e.path();
-                if p.file_name().is_some_and(|n| n == ".kaws.lock" || n == ".terraform") {
+                if p.file_name()
+                    .is_some_and(|n| n == ".kaws.lock" || n == ".terraform")
+                {
                     continue;
                 }
                 if p.is_dir() {
@@ -201,7 +221,11 @@ pub fn run_ok(cmd: &mut Command) -> String {
 }
 
 pub fn openssl(args: &[&str], dir: &Path) -> Output {
-    Command::new("openssl").args(args).current_dir(dir).output().unwrap()
+    Command::new("openssl")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .unwrap()
 }
 
 pub fn openssl_ok(args: &[&str], dir: &Path) -> String {

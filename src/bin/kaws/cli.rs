@@ -3,7 +3,7 @@
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::commands::{cluster::ClusterCommand, init::InitArgs};
+use crate::commands::{admin::AdminCommand, cluster::ClusterCommand, init::InitArgs};
 
 /// Create and manage Kubernetes clusters on AWS with Terraform, with a
 /// public key infrastructure whose private keys are encrypted by AWS KMS.
@@ -34,4 +34,14 @@ pub enum Command {
     /// Create and manage clusters
     #[command(subcommand)]
     Cluster(ClusterCommand),
+    /// Give administrators access to a cluster
+    #[command(subcommand)]
+    Admin(AdminCommand),
+}
+
+/// Machine-readable or human output.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OutputFormat {
+    Text,
+    Json,
 }

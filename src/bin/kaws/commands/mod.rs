@@ -1,6 +1,7 @@
 //! One module per command group; each holds its clap arguments and a short
 //! `run` that calls one library operation.
 
+pub mod admin;
 pub mod cluster;
 pub mod init;
 
@@ -16,6 +17,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
         Command::Init(args) => init::run(args),
         Command::Cluster(cmd) => cluster::run(cmd, &cli.global),
+        Command::Admin(cmd) => admin::run(cmd, &cli.global),
     }
 }
 

@@ -1,0 +1,227 @@
+use std::io::{BufRead, IsTerminal, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Subcommand};
+use kaws::layout::{AdminName, ClusterName};
+use kaws::ops::{self, AdminCreate, AdminInstall, AdminSign, SignPrompt};
+use kaws::Result;
+
+use crate::cli::{GlobalArgs, OutputFormat};
+
+#[derive(Subcommand, Debug)]
+pub enum AdminCommand {
+    /// Make your key (sealed by your KMS key) and a certificate signing request
+    Create(CreateArgs),
+    /// Verify an administrator's CSR and sign it with the cluster CA (primary administrators)
+    Sign(SignArgs),
+    /// Install your signed credentials into your kubeconfig
+    Install(InstallArgs),
+    /// List a cluster's administrators with their state and expiry
+    List(ListArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct CreateArgs {
+    /// The cluster
+    pub cluster: String,
+    /// Your administrator name (the certificate's CN)
+    pub name: String,
+    /// Your own KMS key, which encrypts your private key
+    #[arg(long, value_name = "KEY")]
+    pub kms_key: String,
+    /// A Kubernetes group (the certificate's O); repeat for several. system:masters makes a cluster-admin
+    #[arg(long = "group", value_name = "GROUP")]
+    pub groups: Vec<String>,
+    /// The key's algorithm (default: the cluster's)
+    #[arg(long, value_name = "ALG", value_parser = ["ecdsa-p256", "rsa-2048", "rsa-3072", "rsa-4096"])]
+    pub key_algorithm: Option<String>,
+}
+
+#[derive(Args, Debug)]
+#[command(
+    long_about = "Verify an administrator's CSR and sign it with the cluster CA.\n\n\
+Needs only the CSR. The CA key is decrypted with KMS in memory, never on disk. The CSR's \
+signature, key strength and CN (which must be NAME) are checked, and its subject, groups and \
+key fingerprint are shown. Pass the fingerprint the administrator gave you out of band with \
+--fingerprint: a different one is refused.\n\n\
+The certificate carries only what kaws decides: the CSR's CN and O, CA:FALSE, \
+digitalSignature (and keyEncipherment for RSA), clientAuth only, a random serial, and a \
+validity of --days, never past the CA's. Every extension the CSR asks for is ignored."
+)]
+pub struct SignArgs {
+    /// The cluster
+    pub cluster: String,
+    /// The administrator to sign
+    pub name: String,
+    /// Validity of the certificate, in days
+    #[arg(long, default_value_t = 365)]
+    pub days: u32,
+    /// The SHA-256 fingerprint of the administrator's public key, received out of band
+    #[arg(long, value_name = "SHA256")]
+    pub fingerprint: Option<String>,
+    /// Replace an existing certificate
+    #[arg(long)]
+    pub renew: bool,
+    /// Do not ask for confirmation
+    #[arg(long, short = 'y')]
+    pub yes: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct InstallArgs {
+    /// The cluster
+    pub cluster: String,
+    /// Your administrator name
+    pub name: String,
+    /// The kubeconfig to merge into (default: the first path of KUBECONFIG, else ~/.kube/config)
+    #[arg(long, value_name = "PATH")]
+    pub kubeconfig: Option<PathBuf>,
+    /// The API server URL (default: https://kubernetes.<domain>)
+    #[arg(long, value_name = "URL")]
+    pub server: Option<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct ListArgs {
+    /// The cluster
+    pub cluster: String,
+    /// Output format
+    #[arg(long, short = 'o', value_enum, default_value_t = OutputFormat::Text)]
+    pub output: OutputFormat,
+}
+
+pub fn run(cmd: AdminCommand, global: &GlobalArgs) -> Result<ExitCode> {
+    let repo = super::current_repo()?;
+    match cmd {
+        AdminCommand::Create(a) => {
+            let cluster = ClusterName::parse(&a.cluster)?;
+            let name = AdminName::parse(&a.name)?;
+            let key_algorithm = a.key_algorithm.as_deref().map(str::parse).transpose()?;
+            let made = ops::admin_create(
+                &repo,
+                AdminCreate {
+                    cluster,
+                    name: name.clone(),
+                    kms_key: a.kms_key,
+                    groups: a.groups,
+                    key_algorithm,
+                    aws: global.aws(),
+                },
+            )?;
+            println!("Wrote {}", made.csr.display());
+            println!("Wrote {}", made.key.display());
+            println!("Public key fingerprint (SHA-256): {}", made.fingerprint);
+            println!("Commit both files, and give this fingerprint to a primary administrator through another channel.");
+        }
+        AdminCommand::Sign(a) => {
+            let cluster = ClusterName::parse(&a.cluster)?;
+            let name = AdminName::parse(&a.name)?;
+            let interactive = !a.yes && std::io::stdin().is_terminal();
+            let mut confirm = |p: &SignPrompt| -> bool {
+                eprintln!("Cluster:     {}", p.cluster);
+                eprintln!("Subject:     CN={}", p.name);
+                eprintln!(
+                    "Groups:      {}",
+                    if p.groups.is_empty() {
+                        "(none)".to_string()
+                    } else {
+                        p.groups.join(", ")
+                    }
+                );
+                eprintln!("Key:         {}", p.key);
+                eprintln!("Fingerprint: {}", p.fingerprint);
+                eprintln!(
+                    "Validity:    {} days{}",
+                    p.days,
+                    if p.renew { " (renewal)" } else { "" }
+                );
+                if !interactive {
+                    return true;
+                }
+                eprint!("Sign this certificate? [y/N] ");
+                let _ = std::io::stderr().flush();
+                let mut line = String::new();
+                let _ = std::io::stdin().lock().read_line(&mut line);
+                matches!(line.trim(), "y" | "Y" | "yes" | "YES" | "Yes")
+            };
+            let path = ops::admin_sign(
+                &repo,
+                AdminSign {
+                    cluster,
+                    name,
+                    days: a.days,
+                    fingerprint: a.fingerprint,
+                    renew: a.renew,
+                    aws: global.aws(),
+                    confirm: &mut confirm,
+                },
+            )?;
+            println!("Wrote {}", path.display());
+            println!(
+                "Commit it; the administrator then runs `kaws admin install {} {}`.",
+                a.cluster, a.name
+            );
+        }
+        AdminCommand::Install(a) => {
+            let cluster = ClusterName::parse(&a.cluster)?;
+            let name = AdminName::parse(&a.name)?;
+            let path = ops::admin_install(
+                &repo,
+                AdminInstall {
+                    cluster,
+                    name: name.clone(),
+                    kubeconfig: a.kubeconfig,
+                    server: a.server,
+                    aws: global.aws(),
+                },
+            )?;
+            println!(
+                "Merged cluster {c}, user {name}-{c} and context {c} into {}",
+                path.display(),
+                c = a.cluster
+            );
+            println!("Use it with `kubectl --context {} ...`", a.cluster);
+        }
+        AdminCommand::List(a) => {
+            let cluster = ClusterName::parse(&a.cluster)?;
+            let list = ops::admin_list(&repo, &cluster)?;
+            match a.output {
+                OutputFormat::Json => {
+                    println!(
+                        "{}",
+                        serde_json::to_string_pretty(&list).expect("serializes")
+                    );
+                }
+                OutputFormat::Text => {
+                    println!(
+                        "{:<20} {:<10} {:<12} {:<24} FINGERPRINT",
+                        "NAME", "STATE", "EXPIRES", "GROUPS"
+                    );
+                    for s in &list {
+                        let state = serde_json::to_value(s.state)
+                            .ok()
+                            .and_then(|v| v.as_str().map(str::to_string))
+                            .unwrap_or_default();
+                        println!(
+                            "{:<20} {:<10} {:<12} {:<24} {}",
+                            s.name,
+                            state,
+                            s.expires.as_deref().unwrap_or("-"),
+                            if s.groups.is_empty() {
+                                "-".to_string()
+                            } else {
+                                s.groups.join(",")
+                            },
+                            s.fingerprint.as_deref().unwrap_or("-"),
+                        );
+                        if let Some(p) = &s.problem {
+                            println!("  problem: {p}");
+                        }
+                    }
+                }
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,271 @@
+//! Merging a cluster, a user and a context into a kubeconfig.
+//!
+//! A merge, never an overwrite: every other entry and field of the file
+//! survives, unknown ones included, because the file is handled as a
+//! generic YAML tree. A file that does not parse is refused, never replaced.
+
+use std::path::{Path, PathBuf};
+
+use serde_yaml_ng::{Mapping, Value};
+use zeroize::{Zeroize, Zeroizing};
+
+use crate::error::{Error, Result};
+use crate::fsutil::{self, Mode};
+
+/// Larger kubeconfigs exist, but not this large.
+const MAX_KUBECONFIG_BYTES: u64 = 16 * 1024 * 1024;
+
+/// The kubeconfig kubectl would use: `explicit`, else the first path of
+/// KUBECONFIG, else ~/.kube/config.
+pub fn default_path(explicit: Option<&Path>) -> Result<PathBuf> {
+    if let Some(p) = explicit {
+        return Ok(p.to_path_buf());
+    }
+    if let Some(first) = std::env::var_os("KUBECONFIG")
+        .as_ref()
+        .and_then(|v| std::env::split_paths(v).find(|p| !p.as_os_str().is_empty()))
+    {
+        return Ok(first);
+    }
+    let home = std::env::var_os("HOME")
+        .filter(|h| !h.is_empty())
+        .ok_or_else(|| {
+            Error::input("HOME is not set, so ~/.kube/config cannot be found")
+                .with_hint("pass --kubeconfig PATH")
+        })?;
+    Ok(PathBuf::from(home).join(".kube").join("config"))
+}
+
+/// What to merge in. The key is base64 PEM; it is zeroized after use.
+pub struct Entry<'a> {
+    pub cluster: &'a str,
+    pub server: &'a str,
+    pub ca_pem: &'a [u8],
+    pub user: &'a str,
+    pub cert_pem: &'a [u8],
+    pub key_pem: &'a [u8],
+}
+
+fn b64(data: &[u8]) -> String {
+    use std::fmt::Write;
+    const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(data.len().div_ceil(3) * 4);
+    for chunk in data.chunks(3) {
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                let _ = out.write_char(T[((n >> (18 - 6 * i)) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+fn read_existing(path: &Path) -> Result<Option<Mapping>> {
+    let meta = match std::fs::metadata(path) {
+        Ok(m) => m,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(Error::io("read", path, e)),
+    };
+    if meta.len() > MAX_KUBECONFIG_BYTES {
+        return Err(
+            Error::input(format!("{}: too large to be a kubeconfig", path.display()))
+                .with_hint("pass --kubeconfig with another path"),
+        );
+    }
+    let text = Zeroizing::new(std::fs::read(path).map_err(|e| Error::io("read", path, e))?);
+    if text.iter().all(u8::is_ascii_whitespace) {
+        return Ok(None);
+    }
+    let refuse = |why: String| {
+        Error::input(format!("{}: cannot be read as a kubeconfig ({why}); it was left untouched", path.display()))
+            .with_hint("fix the file (`kubectl config view` shows the problem), or pass --kubeconfig with another path")
+    };
+    let value: Value = serde_yaml_ng::from_slice(&text).map_err(|e| refuse(e.to_string()))?;
+    match value {
+        Value::Mapping(m) => Ok(Some(m)),
+        Value::Null => Ok(None),
+        _ => Err(refuse("the top level is not a mapping".into())),
+    }
+}
+
+fn named_list<'m>(root: &'m mut Mapping, key: &str, path: &Path) -> Result<&'m mut Vec<Value>> {
+    let k = Value::from(key);
+    if matches!(root.get(&k), None | Some(Value::Null)) {
+        root.insert(k.clone(), Value::Sequence(vec![]));
+    }
+    match root.get_mut(&k) {
+        Some(Value::Sequence(s)) => Ok(s),
+        _ => Err(Error::input(format!(
+            "{}: `{key}` is not a list; the file was left untouched",
+            path.display()
+        ))
+        .with_hint("fix the file, or pass --kubeconfig with another path")),
+    }
+}
+
+/// Put `item` in place of the entry named `name`, or append it.
+fn upsert(list: &mut Vec<Value>, name: &str, item: Value) {
+    let found = list
+        .iter_mut()
+        .find(|v| v.get("name").and_then(Value::as_str) == Some(name));
+    match found {
+        Some(slot) => {
+            wipe(slot);
+            *slot = item;
+        }
+        None => list.push(item),
+    }
+}
+
+/// Zeroize every string of a value (it may hold a key) before dropping it.
+fn wipe(v: &mut Value) {
+    match v {
+        Value::String(s) => s.zeroize(),
+        Value::Sequence(seq) => seq.iter_mut().for_each(wipe),
+        Value::Mapping(m) => m.iter_mut().for_each(|(_, v)| wipe(v)),
+        Value::Tagged(t) => wipe(&mut t.value),
+        _ => {}
+    }
+}
+
+fn map(pairs: Vec<(&str, Value)>) -> Value {
+    let mut m = Mapping::new();
+    for (k, v) in pairs {
+        m.insert(Value::from(k), v);
+    }
+    Value::Mapping(m)
+}
+
+/// Merge `entry` into the kubeconfig at `path`, written atomically, 0600.
+pub fn merge(path: &Path, entry: &Entry<'_>) -> Result<()> {
+    let existing = read_existing(path)?;
+    let fresh = existing.is_none();
+    let mut root = existing.unwrap_or_default();
+    for (k, v) in [("apiVersion", "v1"), ("kind", "Config")] {
+        root.entry(Value::from(k)).or_insert_with(|| Value::from(v));
+    }
+    upsert(
+        named_list(&mut root, "clusters", path)?,
+        entry.cluster,
+        map(vec![
+            ("name", entry.cluster.into()),
+            (
+                "cluster",
+                map(vec![
+                    ("server", entry.server.into()),
+                    ("certificate-authority-data", b64(entry.ca_pem).into()),
+                ]),
+            ),
+        ]),
+    );
+    let mut key_b64 = Zeroizing::new(b64(entry.key_pem));
+    upsert(
+        named_list(&mut root, "users", path)?,
+        entry.user,
+        map(vec![
+            ("name", entry.user.into()),
+            (
+                "user",
+                map(vec![
+                    ("client-certificate-data", b64(entry.cert_pem).into()),
+                    (
+                        "client-key-data",
+                        Value::String(std::mem::take(&mut *key_b64)),
+                    ),
+                ]),
+            ),
+        ]),
+    );
+    upsert(
+        named_list(&mut root, "contexts", path)?,
+        entry.cluster,
+        map(vec![
+            ("name", entry.cluster.into()),
+            (
+                "context",
+                map(vec![
+                    ("cluster", entry.cluster.into()),
+                    ("user", entry.user.into()),
+                ]),
+            ),
+        ]),
+    );
+    let current = Value::from("current-context");
+    // Only a file with no current context gets ours: switching someone's
+    // context behind their back is not a merge.
+    let unset = matches!(root.get(&current), None | Some(Value::Null))
+        || root.get(&current).and_then(Value::as_str) == Some("");
+    if fresh || unset {
+        root.insert(current, Value::from(entry.cluster));
+    }
+    let mut root = Value::Mapping(root);
+    let text = serde_yaml_ng::to_string(&root).map(Zeroizing::new);
+    wipe(&mut root);
+    let text =
+        text.map_err(|e| Error::input(format!("{}: could not write YAML: {e}", path.display())))?;
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        if !dir.exists() {
+            std::fs::create_dir_all(dir).map_err(|e| Error::io("create", dir, e))?;
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::PermissionsExt;
+                let _ = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700));
+            }
+        }
+    }
+    fsutil::replace(path, text.as_bytes(), Mode::Private)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base64_matches_the_standard() {
+        assert_eq!(b64(b""), "");
+        assert_eq!(b64(b"f"), "Zg==");
+        assert_eq!(b64(b"fo"), "Zm8=");
+        assert_eq!(b64(b"foo"), "Zm9v");
+        assert_eq!(b64(b"foobar"), "Zm9vYmFy");
+    }
+
+    #[test]
+    fn merge_keeps_what_was_there_and_refuses_garbage() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("config");
+        std::fs::write(
+            &p,
+            "apiVersion: v1\nkind: Config\ncurrent-context: other\nclusters:\n- name: other\n  cluster: {server: 'https://o'}\nusers:\n- name: bob\n  user: {token: secret-token}\ncontexts:\n- name: other\n  context: {cluster: other, user: bob}\npreferences: {colors: true}\n",
+        )
+        .unwrap();
+        let e = Entry {
+            cluster: "prod",
+            server: "https://kubernetes.example.com",
+            ca_pem: b"CA",
+            user: "alice-prod",
+            cert_pem: b"CERT",
+            key_pem: b"KEY",
+        };
+        merge(&p, &e).unwrap();
+        merge(&p, &e).unwrap();
+        let v: Value = serde_yaml_ng::from_slice(&std::fs::read(&p).unwrap()).unwrap();
+        assert_eq!(v["current-context"], "other");
+        assert_eq!(v["users"].as_sequence().unwrap().len(), 2);
+        assert_eq!(v["users"][0]["user"]["token"], "secret-token");
+        assert_eq!(v["preferences"]["colors"], true);
+        assert_eq!(v["clusters"].as_sequence().unwrap().len(), 2);
+
+        let bad = dir.path().join("bad");
+        std::fs::write(&bad, "clusters: [unclosed").unwrap();
+        assert!(merge(&bad, &e).is_err());
+        assert_eq!(std::fs::read(&bad).unwrap(), b"clusters: [unclosed");
+    }
+}

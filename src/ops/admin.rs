@@ -1,0 +1,419 @@
+//! `kaws admin create|sign|install|list`: administrators' client
+//! certificates, through the repository.
+//!
+//! The new administrator makes a key (sealed under their own KMS key) and a
+//! CSR; a primary administrator verifies the CSR (signature, key strength,
+//! name, and the fingerprint the administrator passed them out of band) and
+//! signs it with the cluster CA, whose key is decrypted in memory only; the
+//! administrator then installs the credentials into their kubeconfig.
+
+use std::path::PathBuf;
+
+use time::OffsetDateTime;
+
+use crate::error::{Error, Result};
+use crate::fsutil::{self, Mode};
+use crate::kms::{AwsOptions, EncryptionContext, Sealer};
+use crate::kubeconfig;
+use crate::layout::{self, AdminName, ClusterDir, ClusterName, Repo};
+use crate::lock;
+use crate::pki::{self, Ca, PrivateKey, Subject};
+use crate::settings::{ClusterSettings, KeyAlgorithm};
+use crate::x509;
+
+fn aws_for(settings: &ClusterSettings, aws: &AwsOptions) -> AwsOptions {
+    let mut aws = aws.clone();
+    if aws.region.is_none() {
+        aws.region = Some(settings.region.clone());
+    }
+    aws
+}
+
+fn open_cluster(repo: &Repo, cluster: &ClusterName) -> Result<(ClusterDir, ClusterSettings)> {
+    let dir = repo.cluster(cluster);
+    dir.require()?;
+    let settings = ClusterSettings::load(&dir.settings())?;
+    if settings.cluster != cluster.as_str() {
+        return Err(Error::input(format!(
+            "{}: says it belongs to cluster {:?}",
+            dir.settings().display(),
+            settings.cluster
+        ))
+        .with_hint("restore the file from git; a cluster's settings must name the cluster"));
+    }
+    Ok((dir, settings))
+}
+
+/// Group names become O attributes; keep them printable and sane.
+fn validate_group(g: &str) -> Result<()> {
+    if g.is_empty() || g.len() > 64 || g.chars().any(|c| c.is_control()) {
+        return Err(Error::input(format!("invalid group {:?}", g.chars().take(80).collect::<String>()))
+            .with_hint("give a Kubernetes group name such as system:masters or developers (1 to 64 printable characters)"));
+    }
+    Ok(())
+}
+
+pub struct AdminCreate {
+    pub cluster: ClusterName,
+    pub name: AdminName,
+    pub kms_key: String,
+    pub groups: Vec<String>,
+    pub key_algorithm: Option<KeyAlgorithm>,
+    pub aws: AwsOptions,
+}
+
+#[derive(Debug)]
+pub struct AdminCreated {
+    pub csr: PathBuf,
+    pub key: PathBuf,
+    pub fingerprint: String,
+}
+
+pub fn admin_create(repo: &Repo, opts: AdminCreate) -> Result<AdminCreated> {
+    crate::settings::validate_kms_key(&opts.kms_key)?;
+    for g in &opts.groups {
+        validate_group(g)?;
+    }
+    let (dir, settings) = open_cluster(repo, &opts.cluster)?;
+    let csr_path = dir.admin_csr(&opts.name);
+    let key_path = dir.admin_key(&opts.name);
+    let cert_path = dir.admin_cert(&opts.name);
+    for p in [&csr_path, &key_path, &cert_path] {
+        if p.exists() {
+            return Err(Error::conflict(format!(
+                "{}: administrator {} already exists in cluster {}",
+                p.display(),
+                opts.name,
+                opts.cluster
+            ))
+            .with_hint("choose another name; to renew a certificate use `kaws admin sign --renew`; a leftover key without a CSR comes from an interrupted run and may be removed"));
+        }
+    }
+    let _lock = lock::acquire(
+        &repo.lock_file(),
+        &format!("admin create {} {}", opts.cluster, opts.name),
+    )?;
+    let alg = opts.key_algorithm.unwrap_or(settings.key_algorithm);
+    let aws = aws_for(&settings, &opts.aws);
+    super::block_on(async {
+        let kms = super::kms(&aws).await;
+        let (checked, key) = futures::join!(
+            kms.check_key(&opts.kms_key, "the administrator's key"),
+            async { PrivateKey::generate(alg) }
+        );
+        checked?;
+        let key = key?;
+        let csr = crate::der::csr(&key, &Subject::for_admin(opts.name.as_str(), &opts.groups))?;
+        let ctx = EncryptionContext::new(&opts.cluster, layout::key_name(opts.name.as_str()));
+        let blob = kms.seal(&opts.kms_key, &ctx, &key.to_secret()).await?;
+        let fingerprint = pki::fingerprint(&key.public_key_der());
+        drop(key);
+        // The key first, the CSR last: a CSR is only ever there with its key.
+        fsutil::write_new(&key_path, &blob, Mode::Public)?;
+        if let Err(e) = fsutil::write_new(&csr_path, csr.as_bytes(), Mode::Public) {
+            let _ = std::fs::remove_file(&key_path);
+            return Err(e);
+        }
+        Ok(AdminCreated {
+            csr: csr_path,
+            key: key_path,
+            fingerprint,
+        })
+    })?
+}
+
+/// What the signer is shown before deciding.
+#[derive(Debug, Clone)]
+pub struct SignPrompt {
+    pub cluster: String,
+    pub name: String,
+    pub groups: Vec<String>,
+    pub fingerprint: String,
+    pub key: String,
+    pub days: u32,
+    pub renew: bool,
+}
+
+pub struct AdminSign<'a> {
+    pub cluster: ClusterName,
+    pub name: AdminName,
+    pub days: u32,
+    pub fingerprint: Option<String>,
+    pub renew: bool,
+    pub aws: AwsOptions,
+    /// Asked once everything is verified; `false` stops with nothing written.
+    pub confirm: &'a mut dyn FnMut(&SignPrompt) -> bool,
+}
+
+pub fn normalize_fingerprint(s: &str) -> Result<String> {
+    let f: String = s
+        .trim()
+        .trim_start_matches("sha256:")
+        .trim_start_matches("SHA256:")
+        .chars()
+        .filter(|c| *c != ':')
+        .collect::<String>()
+        .to_ascii_lowercase();
+    if f.len() != 64 || !f.bytes().all(|c| c.is_ascii_hexdigit()) {
+        return Err(Error::input(format!(
+            "invalid fingerprint {:?}",
+            s.chars().take(100).collect::<String>()
+        ))
+        .with_hint("give the 64 hex digits `kaws admin create` printed"));
+    }
+    Ok(f)
+}
+
+pub fn admin_sign(repo: &Repo, opts: AdminSign<'_>) -> Result<PathBuf> {
+    if opts.days == 0 || opts.days > 3650 {
+        return Err(
+            Error::input(format!("invalid --days {}", opts.days)).with_hint("give 1 to 3650 days")
+        );
+    }
+    let expected = opts
+        .fingerprint
+        .as_deref()
+        .map(normalize_fingerprint)
+        .transpose()?;
+    let (dir, settings) = open_cluster(repo, &opts.cluster)?;
+    let csr_path = dir.admin_csr(&opts.name);
+    let cert_path = dir.admin_cert(&opts.name);
+    if !csr_path.exists() {
+        return Err(Error::input(format!("{}: no such CSR", csr_path.display())).with_hint(format!(
+            "the administrator runs `kaws admin create {} {} --kms-key ...` and commits the result first",
+            opts.cluster, opts.name
+        )));
+    }
+    if cert_path.exists() && !opts.renew {
+        return Err(Error::conflict(format!(
+            "{}: administrator {} already has a certificate",
+            cert_path.display(),
+            opts.name
+        ))
+        .with_hint("pass --renew to issue a new certificate for the same key"));
+    }
+    let csr = x509::verify_csr(&x509::read_pem_file(&csr_path)?, &csr_path)?;
+    if csr.common_name != opts.name.as_str() {
+        return Err(Error::input(format!(
+            "{}: the CSR is for {:?}, not for {}",
+            csr_path.display(),
+            csr.common_name,
+            opts.name
+        ))
+        .with_hint(format!(
+            "ask {} to run `kaws admin create` again",
+            opts.name
+        )));
+    }
+    if let Some(expected) = &expected {
+        if *expected != csr.fingerprint {
+            return Err(Error::input(format!(
+                "{}: the key's fingerprint is {}, not the {expected} you were given",
+                csr_path.display(),
+                csr.fingerprint
+            ))
+            .with_hint("do not sign: the CSR is not the one the administrator made; ask them, through another channel, what happened"));
+        }
+    }
+    for g in &csr.organizations {
+        validate_group(g).map_err(|e| e.in_file(&csr_path))?;
+    }
+    let prompt = SignPrompt {
+        cluster: opts.cluster.to_string(),
+        name: opts.name.to_string(),
+        groups: csr.organizations.clone(),
+        fingerprint: csr.fingerprint.clone(),
+        key: csr.key_description.clone(),
+        days: opts.days,
+        renew: opts.renew,
+    };
+    if !(opts.confirm)(&prompt) {
+        return Err(Error::input("signing cancelled; nothing was written"));
+    }
+    let _lock = lock::acquire(
+        &repo.lock_file(),
+        &format!("admin sign {} {}", opts.cluster, opts.name),
+    )?;
+    let ca_pem_path = dir.file(&layout::cert_name(pki::CA.stem));
+    let ca_pem = String::from_utf8(x509::read_pem_file(&ca_pem_path)?)
+        .map_err(|_| Error::input(format!("{}: not a PEM file", ca_pem_path.display())))?;
+    let ca_key_path = dir.file(&layout::encrypted_key_name(pki::CA.stem));
+    let blob = std::fs::read(&ca_key_path).map_err(|e| Error::io("read", &ca_key_path, e))?;
+    let aws = aws_for(&settings, &opts.aws);
+    let cert_pem = super::block_on(async {
+        let kms = super::kms(&aws).await;
+        let ctx = EncryptionContext::new(&opts.cluster, layout::key_name(pki::CA.stem));
+        let secret = kms.open(&ctx, &blob).await?;
+        let ca_key = PrivateKey::from_secret(&secret, &ca_key_path.display().to_string())?;
+        drop(secret);
+        let ca = Ca::new(&ca_pem, &ca_key)?;
+        let subject = Subject::for_admin(&csr.common_name, &csr.organizations);
+        ca.sign_admin(&subject, &csr.spki_der, opts.days, csr.is_rsa)
+    })??;
+    if opts.renew {
+        fsutil::replace(&cert_path, cert_pem.as_bytes(), Mode::Public)?;
+    } else {
+        fsutil::write_new(&cert_path, cert_pem.as_bytes(), Mode::Public)?;
+    }
+    Ok(cert_path)
+}
+
+pub struct AdminInstall {
+    pub cluster: ClusterName,
+    pub name: AdminName,
+    pub kubeconfig: Option<PathBuf>,
+    pub server: Option<String>,
+    pub aws: AwsOptions,
+}
+
+pub fn admin_install(repo: &Repo, opts: AdminInstall) -> Result<PathBuf> {
+    let (dir, settings) = open_cluster(repo, &opts.cluster)?;
+    let cert_path = dir.admin_cert(&opts.name);
+    if !cert_path.exists() {
+        return Err(Error::input(format!("{}: administrator {} is not signed yet", cert_path.display(), opts.name))
+            .with_hint(format!("a primary administrator runs `kaws admin sign {} {}` and commits the certificate; then pull and run this again", opts.cluster, opts.name)));
+    }
+    let cert_pem = x509::read_pem_file(&cert_path)?;
+    let cert = x509::parse_cert(&cert_pem, &cert_path)?;
+    if cert.not_after < OffsetDateTime::now_utc() {
+        return Err(Error::input(format!(
+            "{}: the certificate expired on {}",
+            cert_path.display(),
+            cert.not_after.date()
+        ))
+        .with_hint(format!(
+            "ask a primary administrator to run `kaws admin sign {} {} --renew`",
+            opts.cluster, opts.name
+        )));
+    }
+    let ca_path = dir.file(&layout::cert_name(pki::CA.stem));
+    let ca_pem = x509::read_pem_file(&ca_path)?;
+    x509::parse_cert(&ca_pem, &ca_path)?;
+    let key_path = dir.admin_key(&opts.name);
+    let blob = std::fs::read(&key_path).map_err(|e| Error::io("read", &key_path, e))?;
+    let server = match &opts.server {
+        Some(s) => {
+            if !(s.starts_with("https://") || s.starts_with("http://"))
+                || s.chars().any(|c| c.is_whitespace() || c.is_control())
+            {
+                return Err(Error::input(format!("invalid --server {s:?}"))
+                    .with_hint("give a URL such as https://kubernetes.example.com"));
+            }
+            s.clone()
+        }
+        None => format!(
+            "https://kubernetes.{}",
+            settings.domain.trim_end_matches('.')
+        ),
+    };
+    let path = kubeconfig::default_path(opts.kubeconfig.as_deref())?;
+    let aws = aws_for(&settings, &opts.aws);
+    super::block_on(async {
+        let kms = super::kms(&aws).await;
+        let ctx = EncryptionContext::new(&opts.cluster, layout::key_name(opts.name.as_str()));
+        let secret = kms.open(&ctx, &blob).await?;
+        let key = PrivateKey::from_secret(&secret, &key_path.display().to_string())?;
+        if key.public_key_der() != cert.spki_der {
+            return Err(Error::input(format!(
+                "{}: the certificate is not for the key in {}",
+                cert_path.display(),
+                key_path.display()
+            ))
+            .with_hint(
+                "the certificate may belong to an older key; ask for `kaws admin sign --renew`",
+            ));
+        }
+        drop(key);
+        let user = format!("{}-{}", opts.name, opts.cluster);
+        kubeconfig::merge(
+            &path,
+            &kubeconfig::Entry {
+                cluster: opts.cluster.as_str(),
+                server: &server,
+                ca_pem: &ca_pem,
+                user: &user,
+                cert_pem: &cert_pem,
+                key_pem: secret.expose(),
+            },
+        )
+    })??;
+    Ok(path)
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AdminState {
+    /// A CSR waits for a primary administrator.
+    Requested,
+    Signed,
+    Expired,
+    /// A key without a CSR: an interrupted `admin create`.
+    Incomplete,
+    /// A file that does not parse or verify.
+    Invalid,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct AdminStatus {
+    pub name: String,
+    pub groups: Vec<String>,
+    pub state: AdminState,
+    pub expires: Option<String>,
+    pub fingerprint: Option<String>,
+    pub problem: Option<String>,
+}
+
+pub fn admin_list(repo: &Repo, cluster: &ClusterName) -> Result<Vec<AdminStatus>> {
+    let (dir, _) = open_cluster(repo, cluster)?;
+    let now = OffsetDateTime::now_utc();
+    let mut out = Vec::new();
+    for name in dir.admins()? {
+        let csr_path = dir.admin_csr(&name);
+        let cert_path = dir.admin_cert(&name);
+        let mut st = AdminStatus {
+            name: name.to_string(),
+            groups: vec![],
+            state: AdminState::Incomplete,
+            expires: None,
+            fingerprint: None,
+            problem: None,
+        };
+        if cert_path.exists() {
+            match x509::read_pem_file(&cert_path).and_then(|b| x509::parse_cert(&b, &cert_path)) {
+                Ok(c) => {
+                    st.groups = c.organizations;
+                    st.expires = Some(c.not_after.date().to_string());
+                    st.fingerprint = Some(c.fingerprint);
+                    st.state = if c.not_after < now {
+                        AdminState::Expired
+                    } else {
+                        AdminState::Signed
+                    };
+                }
+                Err(e) => {
+                    st.state = AdminState::Invalid;
+                    st.problem = Some(e.message().to_string());
+                }
+            }
+        } else if csr_path.exists() {
+            match x509::read_pem_file(&csr_path).and_then(|b| x509::verify_csr(&b, &csr_path)) {
+                Ok(c) => {
+                    st.groups = c.organizations;
+                    st.fingerprint = Some(c.fingerprint);
+                    st.state = AdminState::Requested;
+                }
+                Err(e) => {
+                    st.state = AdminState::Invalid;
+                    st.problem = Some(e.message().to_string());
+                }
+            }
+        } else {
+            st.problem = Some(format!(
+                "{} has no CSR: left by an interrupted `kaws admin create`",
+                dir.admin_key(&name).display()
+            ));
+        }
+        out.push(st);
+    }
+    Ok(out)
+}

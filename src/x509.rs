@@ -1,0 +1,217 @@
+//! Reading what others wrote: CSRs and certificates, parsed with
+//! x509-parser and checked before anything is trusted.
+//!
+//! A CSR is a file a stranger may have committed. It is size-limited,
+//! parsed, its self-signature verified and its key checked for strength
+//! before kaws looks at its subject, and nothing it requests beyond CN and O
+//! ever reaches a certificate.
+
+use std::path::Path;
+
+use x509_parser::certification_request::X509CertificationRequest;
+use x509_parser::oid_registry::{
+    OID_EC_P256, OID_KEY_TYPE_EC_PUBLIC_KEY, OID_NIST_EC_P384, OID_PKCS1_RSAENCRYPTION,
+    OID_SIG_ED25519,
+};
+use x509_parser::prelude::{FromDer, X509Certificate};
+use x509_parser::x509::{SubjectPublicKeyInfo, X509Name};
+
+use crate::error::{Error, Result};
+use crate::pki::fingerprint;
+
+/// No legitimate CSR or certificate is anywhere near this size.
+pub const MAX_PEM_BYTES: u64 = 64 * 1024;
+
+/// Read a small PEM file, refusing oversized ones before reading them.
+pub fn read_pem_file(path: &Path) -> Result<Vec<u8>> {
+    let meta = std::fs::metadata(path).map_err(|e| Error::io("read", path, e))?;
+    if meta.len() > MAX_PEM_BYTES {
+        return Err(Error::input(format!(
+            "{}: {} bytes is too large for a PEM file (at most {MAX_PEM_BYTES})",
+            path.display(),
+            meta.len()
+        ))
+        .with_hint("this is not a file kaws wrote; restore it from git"));
+    }
+    std::fs::read(path).map_err(|e| Error::io("read", path, e))
+}
+
+/// Decode the single PEM block of `tag` in `bytes`.
+pub fn decode_pem(bytes: &[u8], tag: &str, path: &Path) -> Result<Vec<u8>> {
+    let bad = |why: String| Error::input(format!("{}: {why}", path.display()));
+    let text = std::str::from_utf8(bytes).map_err(|_| bad("not a PEM text file".into()))?;
+    let block = pem::parse(text).map_err(|e| bad(format!("not valid PEM ({e})")))?;
+    if block.tag() != tag {
+        return Err(bad(format!(
+            "holds a {:?} PEM block, expected {tag:?}",
+            block.tag()
+        )));
+    }
+    Ok(block.into_contents())
+}
+
+fn names(name: &X509Name<'_>, path: &Path) -> Result<(Option<String>, Vec<String>)> {
+    let text = |a: &x509_parser::x509::AttributeTypeAndValue<'_>| -> Result<String> {
+        a.as_str().map(str::to_string).map_err(|_| {
+            Error::input(format!(
+                "{}: a subject attribute is not a text string",
+                path.display()
+            ))
+        })
+    };
+    let mut cns = name.iter_common_name();
+    let cn = cns.next().map(text).transpose()?;
+    if cns.next().is_some() {
+        return Err(Error::input(format!(
+            "{}: the subject has more than one CN",
+            path.display()
+        )));
+    }
+    let orgs = name
+        .iter_organization()
+        .map(text)
+        .collect::<Result<Vec<_>>>()?;
+    Ok((cn, orgs))
+}
+
+/// Describe a public key, or refuse it as weak or unsupported.
+pub fn check_key_strength(spki: &SubjectPublicKeyInfo<'_>, path: &Path) -> Result<String> {
+    let alg = &spki.algorithm.algorithm;
+    let refuse = |what: &str| {
+        Error::input(format!("{}: {what}", path.display())).with_hint(
+            "use an ECDSA P-256 or P-384, Ed25519 or RSA key of at least 2048 bits (`kaws admin create` makes one)",
+        )
+    };
+    if *alg == OID_PKCS1_RSAENCRYPTION {
+        let bits = spki
+            .parsed()
+            .map_err(|_| refuse("the RSA public key does not parse"))?
+            .key_size();
+        if bits < 2048 {
+            return Err(refuse(&format!(
+                "the RSA key has {bits} bits; at least 2048 are required"
+            )));
+        }
+        Ok(format!("RSA {bits}"))
+    } else if *alg == OID_KEY_TYPE_EC_PUBLIC_KEY {
+        let curve = spki
+            .algorithm
+            .parameters
+            .as_ref()
+            .and_then(|p| p.as_oid().ok());
+        match curve {
+            Some(c) if c == OID_EC_P256 => Ok("ECDSA P-256".into()),
+            Some(c) if c == OID_NIST_EC_P384 => Ok("ECDSA P-384".into()),
+            _ => Err(refuse("the EC key uses an unsupported curve")),
+        }
+    } else if *alg == OID_SIG_ED25519 {
+        Ok("Ed25519".into())
+    } else {
+        Err(refuse(&format!(
+            "the key type {alg} is not supported (DSA and others are refused)"
+        )))
+    }
+}
+
+/// A CSR whose signature verifies and whose key is acceptable.
+#[derive(Debug, Clone)]
+pub struct VerifiedCsr {
+    pub common_name: String,
+    pub organizations: Vec<String>,
+    pub spki_der: Vec<u8>,
+    pub fingerprint: String,
+    pub key_description: String,
+    pub is_rsa: bool,
+}
+
+pub fn verify_csr(bytes: &[u8], path: &Path) -> Result<VerifiedCsr> {
+    let der = decode_pem(bytes, "CERTIFICATE REQUEST", path)?;
+    let (rest, csr) = X509CertificationRequest::from_der(&der).map_err(|e| {
+        Error::input(format!(
+            "{}: not a valid certificate signing request ({e})",
+            path.display()
+        ))
+        .with_hint("ask the administrator to run `kaws admin create` again")
+    })?;
+    if !rest.is_empty() {
+        return Err(Error::input(format!(
+            "{}: trailing data after the CSR",
+            path.display()
+        )));
+    }
+    let info = &csr.certification_request_info;
+    let key_description = check_key_strength(&info.subject_pki, path)?;
+    csr.verify_signature().map_err(|_| {
+        Error::input(format!(
+            "{}: the signature does not verify: the CSR was altered or damaged",
+            path.display()
+        ))
+        .with_hint("ask the administrator to run `kaws admin create` again, and check the fingerprint with them")
+    })?;
+    let (cn, organizations) = names(&info.subject, path)?;
+    let common_name =
+        cn.ok_or_else(|| Error::input(format!("{}: the CSR's subject has no CN", path.display())))?;
+    let spki_der = info.subject_pki.raw.to_vec();
+    Ok(VerifiedCsr {
+        common_name,
+        organizations,
+        fingerprint: fingerprint(&spki_der),
+        spki_der,
+        is_rsa: info.subject_pki.algorithm.algorithm == OID_PKCS1_RSAENCRYPTION,
+        key_description,
+    })
+}
+
+/// What kaws needs to know of a certificate.
+#[derive(Debug, Clone)]
+pub struct CertInfo {
+    pub common_name: Option<String>,
+    pub organizations: Vec<String>,
+    pub not_before: time::OffsetDateTime,
+    pub not_after: time::OffsetDateTime,
+    pub spki_der: Vec<u8>,
+    pub fingerprint: String,
+    pub der: Vec<u8>,
+}
+
+pub fn parse_cert(bytes: &[u8], path: &Path) -> Result<CertInfo> {
+    let der = decode_pem(bytes, "CERTIFICATE", path)?;
+    let info = {
+        let (_, cert) = X509Certificate::from_der(&der).map_err(|e| {
+            Error::input(format!("{}: not a valid certificate ({e})", path.display()))
+                .with_hint("restore it from git")
+        })?;
+        let (common_name, organizations) = names(cert.subject(), path)?;
+        let spki_der = cert.public_key().raw.to_vec();
+        CertInfo {
+            common_name,
+            organizations,
+            not_before: cert.validity().not_before.to_datetime(),
+            not_after: cert.validity().not_after.to_datetime(),
+            fingerprint: fingerprint(&spki_der),
+            spki_der,
+            der: vec![],
+        }
+    };
+    Ok(CertInfo { der, ..info })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn garbage_never_panics() {
+        let p = Path::new("x.csr");
+        for input in [
+            &b""[..],
+            b"garbage",
+            b"-----BEGIN CERTIFICATE REQUEST-----\nAAAA\n-----END CERTIFICATE REQUEST-----\n",
+            b"-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n",
+            &[0xff, 0xfe, 0x00],
+        ] {
+            assert!(verify_csr(input, p).is_err());
+            assert!(parse_cert(input, p).is_err());
+        }
+    }
+}
