@@ -77,3 +77,95 @@ pub fn entry_point(settings: &ClusterSettings, source: &str) -> String {
 }
 
 const ENTRY_POINT: &str = include_str!("entry_point.tf.in");
+
+/// The Terraform commands kaws runs for a cluster.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Action {
+    Plan,
+    Apply,
+    Destroy,
+    Output,
+    Refresh,
+}
+
+impl Action {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::Plan => "plan",
+            Action::Apply => "apply",
+            Action::Destroy => "destroy",
+            Action::Output => "output",
+            Action::Refresh => "refresh",
+        }
+    }
+}
+
+/// The `terraform` program: `KAWS_TERRAFORM`, else `terraform` on PATH.
+pub fn program() -> Result<std::path::PathBuf> {
+    if let Some(p) = std::env::var_os("KAWS_TERRAFORM").filter(|p| !p.is_empty()) {
+        return Ok(p.into());
+    }
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    for dir in std::env::split_paths(&path) {
+        let candidate = dir.join("terraform");
+        if candidate.is_file() {
+            return Ok(candidate);
+        }
+    }
+    Err(Error::new(
+        crate::error::ErrorKind::External,
+        "terraform is not installed, or not on PATH",
+    )
+    .with_hint("install Terraform 1.5 or later (HashiCorp's releases or your system's packages), or set KAWS_TERRAFORM to its path"))
+}
+
+/// What `terraform init` depends on: the entry point and, for the module
+/// kaws ships, the module's own files. When this digest is unchanged since
+/// the last successful init, init is skipped.
+pub fn init_digest(cluster_dir: &std::path::Path, repo_root: &std::path::Path) -> Result<String> {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    let entry = cluster_dir.join("main.tf");
+    let main = std::fs::read(&entry).map_err(|e| Error::io("read", &entry, e))?;
+    h.update(&main);
+    let module = repo_root.join(MODULE_DIR);
+    let mut files = Vec::new();
+    collect_tf(&module, &mut files);
+    files.sort();
+    for f in files {
+        h.update(f.to_string_lossy().as_bytes());
+        if let Ok(bytes) = std::fs::read(&f) {
+            // Only what init cares about: module calls and provider
+            // requirements live in .tf files, so hash those.
+            h.update(&bytes);
+        }
+    }
+    Ok(hex::encode(h.finalize()))
+}
+
+fn collect_tf(dir: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            collect_tf(&p, out);
+        } else if p.extension().is_some_and(|x| x == "tf") {
+            out.push(p);
+        }
+    }
+}
+
+/// The stamp recording the digest of the last successful init.
+pub fn init_stamp(cluster_dir: &std::path::Path) -> std::path::PathBuf {
+    data_dir(cluster_dir).join("kaws-init.sha256")
+}
+
+/// Terraform's working data for a cluster (TF_DATA_DIR or `.terraform`).
+pub fn data_dir(cluster_dir: &std::path::Path) -> std::path::PathBuf {
+    match std::env::var_os("TF_DATA_DIR").filter(|d| !d.is_empty()) {
+        Some(d) => cluster_dir.join(d),
+        None => cluster_dir.join(".terraform"),
+    }
+}

@@ -4,6 +4,7 @@
 mod admin;
 mod cluster;
 mod repo;
+mod terraform;
 
 pub use admin::{
     admin_create, admin_install, admin_list, admin_sign, normalize_fingerprint, AdminCreate,
@@ -11,6 +12,7 @@ pub use admin::{
 };
 pub use cluster::{cluster_init, cluster_reencrypt, ClusterInit, ClusterInitReport};
 pub use repo::{init, RepoInit};
+pub use terraform::{cluster_terraform, ensure_init, ClusterTerraform};
 
 use std::future::Future;
 

@@ -2,11 +2,12 @@ use std::process::ExitCode;
 
 use clap::{Args, Subcommand};
 use kaws::layout::ClusterName;
-use kaws::ops::{self, ClusterInit};
+use kaws::ops::{self, ClusterInit, ClusterTerraform};
+use kaws::terraform::Action;
 use kaws::settings::{self, ClusterSettings, KeyAlgorithm};
 use kaws::Result;
 
-use crate::cli::GlobalArgs;
+use crate::cli::{GlobalArgs, OutputFormat};
 
 #[derive(Subcommand, Debug)]
 pub enum ClusterCommand {
@@ -22,6 +23,37 @@ not change, so anyone who ever had a decrypted key still has a working key. To r
 the keys, renew the certificates with new keys."
     )]
     Reencrypt(ReencryptArgs),
+    /// Show what Terraform would change (terraform plan)
+    Plan(TerraformArgs),
+    /// Create or update the cluster's AWS resources (terraform apply)
+    Apply(TerraformArgs),
+    /// Destroy the cluster's AWS resources (terraform destroy)
+    Destroy(TerraformArgs),
+    /// Show the cluster's Terraform outputs: API endpoint, bastion, ids
+    Output(OutputArgs),
+    /// Update the Terraform state from AWS (terraform refresh)
+    Refresh(TerraformArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct TerraformArgs {
+    /// The cluster
+    pub cluster: String,
+    /// Arguments passed to Terraform unchanged (after --)
+    #[arg(last = true, value_name = "TERRAFORM_ARGS")]
+    pub args: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct OutputArgs {
+    /// The cluster
+    pub cluster: String,
+    /// Output format
+    #[arg(long, short = 'o', value_enum, default_value_t = OutputFormat::Text)]
+    pub output: OutputFormat,
+    /// Arguments passed to Terraform unchanged (after --), such as an output's name
+    #[arg(last = true, value_name = "TERRAFORM_ARGS")]
+    pub args: Vec<String>,
 }
 
 #[derive(Args, Debug)]
@@ -94,7 +126,38 @@ pub fn run(cmd: ClusterCommand, global: &GlobalArgs) -> Result<ExitCode> {
             println!("The keys themselves did not change: this is not revocation.");
             Ok(ExitCode::SUCCESS)
         }
+        ClusterCommand::Plan(a) => terraform(Action::Plan, a.cluster, a.args, false, global),
+        ClusterCommand::Apply(a) => terraform(Action::Apply, a.cluster, a.args, false, global),
+        ClusterCommand::Destroy(a) => terraform(Action::Destroy, a.cluster, a.args, false, global),
+        ClusterCommand::Refresh(a) => terraform(Action::Refresh, a.cluster, a.args, false, global),
+        ClusterCommand::Output(a) => terraform(
+            Action::Output,
+            a.cluster,
+            a.args,
+            a.output == OutputFormat::Json,
+            global,
+        ),
     }
+}
+
+fn terraform(action: Action, cluster: String, args: Vec<String>, json: bool, global: &GlobalArgs) -> Result<ExitCode> {
+    let cluster = ClusterName::parse(&cluster)?;
+    let repo = super::current_repo()?;
+    // Ctrl-C goes to Terraform too (same process group); kaws ignores it
+    // and waits, so Terraform can release its lock and write its state.
+    let interrupted = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let _ = signal_hook::flag::register(signal_hook::consts::SIGINT, interrupted);
+    let code = ops::cluster_terraform(
+        &repo,
+        &ClusterTerraform {
+            cluster,
+            action,
+            args,
+            json,
+            aws: global.aws(),
+        },
+    )?;
+    Ok(ExitCode::from(u8::try_from(code).unwrap_or(1)))
 }
 
 fn init(a: InitArgs, global: &GlobalArgs) -> Result<ExitCode> {
