@@ -19,8 +19,10 @@ resource "aws_instance" "bastion" {
     http_put_response_hop_limit = 1
   }
 
+  # volume_size is explicit: moto rejects a block device without size or snapshot.
   root_block_device {
     volume_type = "gp3"
+    volume_size = 10
     encrypted   = true
   }
 
