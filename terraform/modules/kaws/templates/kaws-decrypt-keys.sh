@@ -22,26 +22,28 @@ key_dir=${KAWS_KEY_DIR:-/run/kaws}
 aws_image=${KAWS_AWS_IMAGE:-docker.io/amazon/aws-cli:2.27.22}
 aws_cmd=${KAWS_AWS:-"docker run --rm --network host -v $cert_dir:$cert_dir -v $key_dir:$key_dir $aws_image"}
 
-mkdir -p "$cert_dir" "$key_dir"
+# Certificates are public; keys are for root only.
+mkdir -p -m 0755 "$cert_dir"
+mkdir -p -m 0700 "$key_dir"
 chmod 0700 "$key_dir"
 
-aws() {
+aws_cli() {
   # shellcheck disable=SC2086 # aws_cmd is a command line on purpose
   $aws_cmd --region "$KAWS_REGION" "$@"
 }
 
 for name in ${KAWS_CERTS:-}; do
-  aws s3 cp --only-show-errors "s3://$KAWS_BUCKET/certs/$name" "$cert_dir/$name.tmp"
+  aws_cli s3 cp --only-show-errors "s3://$KAWS_BUCKET/certs/$name" "$cert_dir/$name.tmp"
   chmod 0644 "$cert_dir/$name.tmp"
   mv -f "$cert_dir/$name.tmp" "$cert_dir/$name"
 done
 
 for name in ${KAWS_KEYS:-}; do
   blob="$key_dir/$name.encrypted"
-  aws s3 cp --only-show-errors "s3://$KAWS_BUCKET/keys/$name.encrypted" "$blob"
+  aws_cli s3 cp --only-show-errors "s3://$KAWS_BUCKET/keys/$name.encrypted" "$blob"
   # The encryption context must match the one kaws encrypted with; IAM only
   # lets this server's role decrypt its own file names.
-  aws kms decrypt \
+  aws_cli kms decrypt \
     --ciphertext-blob "fileb://$blob" \
     --encryption-context "kaws:cluster=$KAWS_CLUSTER,kaws:file=$name" \
     --query Plaintext --output text | base64 -d > "$key_dir/$name.tmp"
