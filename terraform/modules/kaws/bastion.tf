@@ -31,6 +31,7 @@ resource "aws_instance" "bastion" {
   }
 
   lifecycle {
-    ignore_changes = [ami]
+    # Like etcd: no surprise reboot or replacement from a newer AMI or template.
+    ignore_changes = [ami, user_data_base64]
   }
 }

@@ -66,8 +66,11 @@ resource "aws_instance" "etcd" {
   }
 
   lifecycle {
-    # A newer Flatcar AMI must not replace etcd members; Flatcar updates itself.
-    ignore_changes = [ami]
+    # A newer Flatcar AMI must not replace etcd members (Flatcar updates itself),
+    # and a changed template must not stop all three members at once to rewrite
+    # user data (quorum loss). Roll such changes one member at a time with
+    # `terraform apply -replace='module.kaws.aws_instance.etcd[N]'`.
+    ignore_changes = [ami, user_data_base64]
   }
 }
 
