@@ -1,0 +1,83 @@
+# etcd: three servers with a static bootstrap. Each member is named etcd-N and
+# advertised as etcd-N.<domain> (Route 53 A record to its private address), so
+# the initial cluster is known before any server exists. Data lives on its own
+# EBS volume; re-encrypting keys touches only S3, so these are never replaced by it.
+
+locals {
+  etcd_count = 3
+  etcd_image = "quay.io/coreos/etcd:v3.5.21"
+
+  etcd_initial_cluster = join(",", [
+    for i, fqdn in local.etcd_fqdns : "etcd-${i}=https://${fqdn}:2380"
+  ])
+}
+
+resource "aws_ebs_volume" "etcd" {
+  count = local.etcd_count
+
+  availability_zone = aws_subnet.public[count.index % length(aws_subnet.public)].availability_zone
+  size              = var.etcd_disk_size
+  type              = "gp3"
+  encrypted         = true
+
+  tags = {
+    Name = "${var.cluster}-etcd-${count.index}-data"
+  }
+}
+
+resource "aws_instance" "etcd" {
+  count = local.etcd_count
+
+  ami           = local.ami
+  instance_type = var.etcd_type
+  key_name      = var.ssh_key_name
+
+  subnet_id              = aws_subnet.public[count.index % length(aws_subnet.public)].id
+  vpc_security_group_ids = [aws_security_group.etcd.id]
+  iam_instance_profile   = aws_iam_instance_profile.role["etcd"].name
+
+  user_data_base64 = base64gzip(templatefile("${path.module}/templates/etcd.ign.tftpl", {
+    cluster         = var.cluster
+    decrypt_script  = local.decrypt_script
+    kaws_env        = local.kaws_env["etcd"]
+    keys_unit       = local.keys_unit["etcd"]
+    etcd_image      = local.etcd_image
+    etcd_name       = "etcd-${count.index}"
+    etcd_fqdn       = local.etcd_fqdns[count.index]
+    initial_cluster = local.etcd_initial_cluster
+    volume_id       = aws_ebs_volume.etcd[count.index].id
+  }))
+
+  metadata_options {
+    http_endpoint               = "enabled"
+    http_tokens                 = "required"
+    http_put_response_hop_limit = 1
+  }
+
+  # volume_size is explicit: moto rejects a block device without size or snapshot.
+  root_block_device {
+    volume_type = "gp3"
+    volume_size = 20
+    encrypted   = true
+  }
+
+  tags = {
+    Name = "${var.cluster}-etcd-${count.index}"
+  }
+
+  lifecycle {
+    # A newer Flatcar AMI must not replace etcd members (Flatcar updates itself),
+    # and a changed template must not stop all three members at once to rewrite
+    # user data (quorum loss). Roll such changes one member at a time with
+    # `terraform apply -replace='module.kaws.aws_instance.etcd[N]'`.
+    ignore_changes = [ami, user_data_base64]
+  }
+}
+
+resource "aws_volume_attachment" "etcd" {
+  count = local.etcd_count
+
+  device_name = "/dev/xvdf"
+  volume_id   = aws_ebs_volume.etcd[count.index].id
+  instance_id = aws_instance.etcd[count.index].id
+}

@@ -1,0 +1,75 @@
+# Instance identities. Each role may read only its own objects in the cluster
+# bucket and decrypt only its own keys: kms:Decrypt is limited by encryption
+# context to kaws:cluster = var.cluster and kaws:file in the role's key list.
+# No role lists ca-key.pem, so no server can ever decrypt the CA key.
+
+data "aws_kms_key" "cluster" {
+  key_id = var.kms_key_id
+}
+
+data "aws_iam_policy_document" "ec2_assume" {
+  statement {
+    actions = ["sts:AssumeRole"]
+
+    principals {
+      type        = "Service"
+      identifiers = ["ec2.amazonaws.com"]
+    }
+  }
+}
+
+data "aws_iam_policy_document" "role" {
+  for_each = local.role_keys
+
+  statement {
+    sid       = "DecryptOwnKeys"
+    actions   = ["kms:Decrypt"]
+    resources = [data.aws_kms_key.cluster.arn]
+
+    condition {
+      test     = "StringEquals"
+      variable = "kms:EncryptionContext:kaws:cluster"
+      values   = [var.cluster]
+    }
+
+    condition {
+      test     = "StringEquals"
+      variable = "kms:EncryptionContext:kaws:file"
+      values   = each.value
+    }
+  }
+
+  statement {
+    sid     = "ReadOwnObjects"
+    actions = ["s3:GetObject"]
+    resources = concat(
+      [for f in local.role_certs[each.key] : "${aws_s3_bucket.keys.arn}/certs/${f}"],
+      [for f in each.value : "${aws_s3_bucket.keys.arn}/keys/${f}.encrypted"],
+    )
+  }
+}
+
+resource "aws_iam_role" "role" {
+  for_each = local.role_keys
+
+  name               = "${var.cluster}-${each.key}"
+  description        = "kaws ${var.cluster} ${each.key} servers"
+  assume_role_policy = data.aws_iam_policy_document.ec2_assume.json
+}
+
+resource "aws_iam_role_policy" "role" {
+  for_each = local.role_keys
+
+  name   = "kaws-keys"
+  role   = aws_iam_role.role[each.key].id
+  policy = data.aws_iam_policy_document.role[each.key].json
+}
+
+resource "aws_iam_instance_profile" "role" {
+  for_each = local.role_keys
+
+  name = "${var.cluster}-${each.key}"
+  role = aws_iam_role.role[each.key].name
+}
+
+# The bastion gets no instance profile: it holds no keys and needs no AWS API.

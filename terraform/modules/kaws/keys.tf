@@ -1,0 +1,74 @@
+# Key distribution. One bucket per cluster holds the public certificates and the
+# KMS ciphertext of each private key; servers fetch their own share at boot and
+# decrypt it into tmpfs. `kaws cluster reencrypt` therefore changes only the
+# objects under keys/, never user data, so no server is replaced.
+
+data "aws_caller_identity" "current" {}
+
+data "aws_region" "current" {}
+
+locals {
+  # Globally unique but stable: cluster name plus a hash of where it lives.
+  bucket = "kaws-${substr(var.cluster, 0, 40)}-${substr(sha256("${var.cluster}.${var.domain}.${data.aws_caller_identity.current.account_id}"), 0, 12)}"
+
+  # Public material, stored as certs/<name> and fetched into /etc/kaws/<name>.
+  certs = {
+    "ca.pem"              = var.ca_cert
+    "apiserver.pem"       = var.apiserver_cert
+    "node.pem"            = var.node_cert
+    "etcd.pem"            = var.etcd_cert
+    "etcd-client.pem"     = var.etcd_client_cert
+    "service-account.pub" = var.service_account_pub
+  }
+
+  # Which role may read and decrypt which file. Nothing ever lists ca-key.pem.
+  role_certs = {
+    etcd       = ["ca.pem", "etcd.pem"]
+    controller = ["ca.pem", "apiserver.pem", "etcd-client.pem", "service-account.pub"]
+    worker     = ["ca.pem", "node.pem"]
+  }
+  role_keys = {
+    etcd       = ["etcd-key.pem"]
+    controller = ["apiserver-key.pem", "service-account-key.pem", "etcd-client-key.pem"]
+    worker     = ["node-key.pem"]
+  }
+}
+
+resource "aws_s3_bucket" "keys" {
+  bucket = local.bucket
+
+  # The bucket holds only copies of what kaws keeps in clusters/<c>/.
+  force_destroy = true
+
+  tags = {
+    Name = "${var.cluster}-keys"
+  }
+}
+
+resource "aws_s3_bucket_public_access_block" "keys" {
+  bucket = aws_s3_bucket.keys.id
+
+  block_public_acls       = true
+  block_public_policy     = true
+  ignore_public_acls      = true
+  restrict_public_buckets = true
+}
+
+resource "aws_s3_object" "cert" {
+  for_each = local.certs
+
+  bucket       = aws_s3_bucket.keys.id
+  key          = "certs/${each.key}"
+  content      = each.value
+  content_type = "application/x-pem-file"
+}
+
+# Ciphertext only: the plaintext never passes through Terraform.
+resource "aws_s3_object" "encrypted_key" {
+  for_each = var.encrypted_keys
+
+  bucket         = aws_s3_bucket.keys.id
+  key            = "keys/${each.key}.encrypted"
+  content_base64 = each.value
+  content_type   = "application/octet-stream"
+}

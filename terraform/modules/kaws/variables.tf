@@ -1,0 +1,214 @@
+# Inputs. kaws fills these from clusters/<c>/terraform.tfvars.json and the PKI
+# files it keeps beside it; only public certificates and KMS ciphertext arrive here.
+
+variable "cluster" {
+  type        = string
+  description = "Unique cluster name, used in resource names, DNS-safe (e.g. \"prod\")"
+
+  validation {
+    condition     = can(regex("^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$", var.cluster))
+    error_message = "cluster must be 1-63 lowercase letters, digits or '-', starting and ending with a letter or digit."
+  }
+}
+
+variable "domain" {
+  type        = string
+  description = "DNS name the cluster lives under (e.g. \"prod.example.com\"); records bastion.<domain>, kubernetes.<domain>, etcd-N.<domain> are created in zone_id"
+}
+
+variable "zone_id" {
+  type        = string
+  description = "Route 53 hosted zone id that domain belongs to"
+}
+
+variable "kms_key_id" {
+  type        = string
+  description = "KMS key that encrypted the cluster's private keys: key id, key ARN, alias/NAME or alias ARN"
+}
+
+variable "ssh_key_name" {
+  type        = string
+  description = "Name of an existing EC2 key pair installed on every server"
+}
+
+variable "ssh_cidr" {
+  type        = string
+  description = "CIDR allowed to reach the bastion on SSH port 22"
+  default     = "0.0.0.0/0"
+
+  validation {
+    condition     = can(cidrnetmask(var.ssh_cidr))
+    error_message = "ssh_cidr must be an IPv4 CIDR such as 203.0.113.0/24."
+  }
+}
+
+variable "ami" {
+  type        = string
+  description = "AMI id for every server; empty means the newest Flatcar Container Linux stable (x86_64, HVM)"
+  default     = ""
+}
+
+variable "bastion_type" {
+  type        = string
+  description = "EC2 instance type of the bastion"
+  default     = "t3.micro"
+}
+
+variable "etcd_type" {
+  type        = string
+  description = "EC2 instance type of the three etcd servers"
+  default     = "t3.small"
+}
+
+variable "etcd_disk_size" {
+  type        = number
+  description = "Size in GiB of each etcd server's data volume"
+  default     = 10
+}
+
+variable "controller_type" {
+  type        = string
+  description = "EC2 instance type of the masters (kube-apiserver, controller-manager, scheduler)"
+  default     = "t3.medium"
+}
+
+variable "controller_min" {
+  type        = number
+  description = "Minimum number of masters in the autoscaling group"
+  default     = 1
+}
+
+variable "controller_max" {
+  type        = number
+  description = "Maximum number of masters in the autoscaling group"
+  default     = 3
+
+  validation {
+    condition     = var.controller_max >= 1
+    error_message = "controller_max must be at least 1."
+  }
+}
+
+# One worker is enough for a first cluster and keeps its cost low; the group may
+# grow to three without a Terraform change (e.g. with `aws autoscaling set-desired-capacity`).
+variable "worker_type" {
+  type        = string
+  description = "EC2 instance type of the nodes"
+  default     = "t3.medium"
+}
+
+variable "worker_min" {
+  type        = number
+  description = "Minimum number of nodes in the autoscaling group"
+  default     = 1
+}
+
+variable "worker_max" {
+  type        = number
+  description = "Maximum number of nodes in the autoscaling group"
+  default     = 3
+
+  validation {
+    condition     = var.worker_max >= 1
+    error_message = "worker_max must be at least 1."
+  }
+}
+
+variable "kubernetes_version" {
+  type        = string
+  description = "Kubernetes version; selects registry.k8s.io/kube-*:<version> images and the kubelet binary"
+  default     = "v1.32.4"
+
+  validation {
+    condition     = can(regex("^v\\d+\\.\\d+\\.\\d+$", var.kubernetes_version))
+    error_message = "kubernetes_version must look like v1.32.4."
+  }
+}
+
+variable "vpc_cidr" {
+  type        = string
+  description = "CIDR of the cluster's VPC; public subnets are carved from it"
+  default     = "10.0.0.0/16"
+
+  validation {
+    condition     = can(cidrnetmask(var.vpc_cidr))
+    error_message = "vpc_cidr must be an IPv4 CIDR."
+  }
+}
+
+variable "service_cidr" {
+  type        = string
+  description = "CIDR of Kubernetes services; the first address is the kubernetes service, the tenth is cluster DNS"
+  default     = "10.3.0.0/24"
+
+  validation {
+    condition     = can(cidrnetmask(var.service_cidr))
+    error_message = "service_cidr must be an IPv4 CIDR."
+  }
+}
+
+variable "pod_cidr" {
+  type        = string
+  description = "CIDR of pod addresses (flannel VXLAN overlay)"
+  default     = "10.2.0.0/16"
+
+  validation {
+    condition     = can(cidrnetmask(var.pod_cidr))
+    error_message = "pod_cidr must be an IPv4 CIDR."
+  }
+}
+
+# Public PKI material (PEM). Stored in the cluster bucket under certs/.
+
+variable "ca_cert" {
+  type        = string
+  description = "PEM of the cluster certificate authority"
+}
+
+variable "apiserver_cert" {
+  type        = string
+  description = "PEM of the kube-apiserver certificate (also the masters' client identity towards kubelets)"
+}
+
+variable "node_cert" {
+  type        = string
+  description = "PEM of the certificate shared by all nodes (kubelet, kube-proxy, flannel)"
+}
+
+variable "etcd_cert" {
+  type        = string
+  description = "PEM of the etcd server and peer certificate (SANs etcd-0..2.<domain>)"
+}
+
+variable "etcd_client_cert" {
+  type        = string
+  description = "PEM of the client certificate kube-apiserver presents to etcd"
+}
+
+variable "service_account_pub" {
+  type        = string
+  description = "PEM of the public key that verifies service account tokens"
+}
+
+variable "encrypted_keys" {
+  type        = map(string)
+  description = "Base64 of the raw KMS CiphertextBlob of each private key, keyed by plaintext file name (apiserver-key.pem, node-key.pem, etcd-key.pem, etcd-client-key.pem, service-account-key.pem)"
+
+  validation {
+    condition     = !contains(keys(var.encrypted_keys), "ca-key.pem")
+    error_message = "encrypted_keys must never hold ca-key.pem: the CA key stays with the operator and never reaches a server."
+  }
+
+  validation {
+    condition = length(setsubtract(
+      ["apiserver-key.pem", "node-key.pem", "etcd-key.pem", "etcd-client-key.pem", "service-account-key.pem"],
+      keys(var.encrypted_keys),
+    )) == 0
+    error_message = "encrypted_keys must hold apiserver-key.pem, node-key.pem, etcd-key.pem, etcd-client-key.pem and service-account-key.pem."
+  }
+
+  validation {
+    condition     = alltrue([for v in values(var.encrypted_keys) : can(regex("^[A-Za-z0-9+/]+={0,2}$", v))])
+    error_message = "Each encrypted_keys value must be base64 of a KMS CiphertextBlob (e.g. filebase64(\"apiserver-key.pem.encrypted\"))."
+  }
+}
