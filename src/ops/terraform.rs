@@ -34,7 +34,12 @@ fn exit_code(status: ExitStatus) -> i32 {
         .unwrap_or_else(|| 128 + status.signal().unwrap_or(1))
 }
 
-fn command(program: &std::path::Path, dir: &std::path::Path, settings: &ClusterSettings, aws: &AwsOptions) -> Command {
+fn command(
+    program: &std::path::Path,
+    dir: &std::path::Path,
+    settings: &ClusterSettings,
+    aws: &AwsOptions,
+) -> Command {
     let mut cmd = Command::new(program);
     cmd.current_dir(dir);
     // The same credentials chain as kaws' own KMS calls: the profile and
@@ -55,8 +60,11 @@ fn command(program: &std::path::Path, dir: &std::path::Path, settings: &ClusterS
 
 fn spawn_wait(mut cmd: Command, what: &str) -> Result<ExitStatus> {
     let mut child = cmd.spawn().map_err(|e| {
-        Error::new(ErrorKind::External, format!("could not run terraform {what}: {e}"))
-            .with_hint("check that terraform is installed and executable (or set KAWS_TERRAFORM)")
+        Error::new(
+            ErrorKind::External,
+            format!("could not run terraform {what}: {e}"),
+        )
+        .with_hint("check that terraform is installed and executable (or set KAWS_TERRAFORM)")
     })?;
     // Waiting survives Ctrl-C: the binary registers a SIGINT handler, so
     // kaws keeps waiting while Terraform shuts down cleanly.
@@ -73,8 +81,11 @@ pub fn ensure_init(repo: &Repo, cluster: &ClusterName, aws: &AwsOptions) -> Resu
     let settings = ClusterSettings::load(&dir.settings())?;
     let entry = dir.entry_point();
     if !entry.is_file() {
-        return Err(Error::input(format!("{}: the cluster has no Terraform entry point", entry.display()))
-            .with_hint("restore main.tf from git; `kaws cluster init` writes it"));
+        return Err(Error::input(format!(
+            "{}: the cluster has no Terraform entry point",
+            entry.display()
+        ))
+        .with_hint("restore main.tf from git; `kaws cluster init` writes it"));
     }
     let program = terraform::program()?;
     let digest = terraform::init_digest(dir.path(), repo.root())?;
@@ -84,13 +95,22 @@ pub fn ensure_init(repo: &Repo, cluster: &ClusterName, aws: &AwsOptions) -> Resu
     }
     let mut cmd = command(&program, dir.path(), &settings, aws);
     cmd.args(["init", "-input=false"]);
-    if std::env::var_os("AWS_ENDPOINT_URL").is_some_and(|e| !e.is_empty()) && !settings.state_bucket.is_empty() {
+    if std::env::var_os("AWS_ENDPOINT_URL").is_some_and(|e| !e.is_empty())
+        && !settings.state_bucket.is_empty()
+    {
         cmd.arg("-backend-config=use_path_style=true");
     }
     let status = spawn_wait(cmd, "init")?;
     if !status.success() {
-        return Err(Error::new(ErrorKind::External, format!("terraform init failed in {} (exit status {})", dir.path().display(), exit_code(status)))
-            .with_hint("read Terraform's message above; after fixing it, run the command again"));
+        return Err(Error::new(
+            ErrorKind::External,
+            format!(
+                "terraform init failed in {} (exit status {})",
+                dir.path().display(),
+                exit_code(status)
+            ),
+        )
+        .with_hint("read Terraform's message above; after fixing it, run the command again"));
     }
     fsutil::replace(&stamp, format!("{digest}\n").as_bytes(), Mode::Public)?;
     Ok(true)

@@ -277,3 +277,91 @@ pub fn b64decode(s: &str) -> Vec<u8> {
     child.stdin.take().unwrap().write_all(s.as_bytes()).unwrap();
     child.wait_with_output().unwrap().stdout
 }
+
+/// The filesystem mirror holding the hashicorp/aws provider on this machine.
+pub fn tf_mirror() -> PathBuf {
+    static MIRROR: OnceLock<PathBuf> = OnceLock::new();
+    MIRROR
+        .get_or_init(|| {
+            if let Ok(p) = std::env::var("KAWS_TEST_TF_MIRROR") {
+                return PathBuf::from(p);
+            }
+            if Path::new("/opt/tf-plugins/registry.terraform.io").is_dir() {
+                return PathBuf::from("/opt/tf-plugins");
+            }
+            let out = Command::new("sh")
+                .args(["-c", "find / -xdev -type d -name registry.terraform.io -not -path '*/.terraform/*' 2>/dev/null | head -n 1"])
+                .output()
+                .unwrap();
+            let found = String::from_utf8_lossy(&out.stdout).trim().to_string();
+            assert!(!found.is_empty(), "no Terraform provider mirror found on this machine");
+            Path::new(&found).parent().unwrap().to_path_buf()
+        })
+        .clone()
+}
+
+impl World {
+    /// A Terraform CLI configuration that installs providers from the
+    /// machine's filesystem mirror only.
+    pub fn tf_config(&self) -> PathBuf {
+        let p = self.tmp.path().join("terraform.rc");
+        if !p.exists() {
+            std::fs::write(
+                &p,
+                format!(
+                    "provider_installation {{\n  filesystem_mirror {{\n    path    = {:?}\n    include = [\"registry.terraform.io/*/*\"]\n  }}\n  direct {{\n    exclude = [\"registry.terraform.io/*/*\"]\n  }}\n}}\n",
+                    tf_mirror().display().to_string()
+                ),
+            )
+            .unwrap();
+        }
+        p
+    }
+
+    /// `kaws` with Terraform's environment set up for the tests.
+    pub fn kaws_tf(&self) -> Command {
+        let mut c = self.kaws();
+        c.env("TF_CLI_CONFIG_FILE", self.tf_config())
+            .env("TF_IN_AUTOMATION", "1")
+            .env("CHECKPOINT_DISABLE", "1");
+        c
+    }
+
+    /// A hosted zone, an EC2 key pair and an AMI that moto knows.
+    pub fn aws_fixtures(&self, domain: &str, key_name: &str) -> (String, String) {
+        let zone = self.aws_ok(&[
+            "route53",
+            "create-hosted-zone",
+            "--name",
+            domain,
+            "--caller-reference",
+            &format!("kaws-{domain}"),
+            "--query",
+            "HostedZone.Id",
+            "--output",
+            "text",
+        ]);
+        let zone = zone.trim_start_matches("/hostedzone/").to_string();
+        self.aws_ok(&[
+            "ec2",
+            "create-key-pair",
+            "--key-name",
+            key_name,
+            "--query",
+            "KeyName",
+            "--output",
+            "text",
+        ]);
+        let ami = self.aws_ok(&[
+            "ec2",
+            "describe-images",
+            "--owners",
+            "amazon",
+            "--query",
+            "Images[0].ImageId",
+            "--output",
+            "text",
+        ]);
+        (zone, ami)
+    }
+}

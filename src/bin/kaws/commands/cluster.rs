@@ -3,8 +3,8 @@ use std::process::ExitCode;
 use clap::{Args, Subcommand};
 use kaws::layout::ClusterName;
 use kaws::ops::{self, ClusterInit, ClusterTerraform};
-use kaws::terraform::Action;
 use kaws::settings::{self, ClusterSettings, KeyAlgorithm};
+use kaws::terraform::Action;
 use kaws::Result;
 
 use crate::cli::{GlobalArgs, OutputFormat};
@@ -140,7 +140,13 @@ pub fn run(cmd: ClusterCommand, global: &GlobalArgs) -> Result<ExitCode> {
     }
 }
 
-fn terraform(action: Action, cluster: String, args: Vec<String>, json: bool, global: &GlobalArgs) -> Result<ExitCode> {
+fn terraform(
+    action: Action,
+    cluster: String,
+    args: Vec<String>,
+    json: bool,
+    global: &GlobalArgs,
+) -> Result<ExitCode> {
     let cluster = ClusterName::parse(&cluster)?;
     let repo = super::current_repo()?;
     // Ctrl-C goes to Terraform too (same process group); kaws ignores it

@@ -1,0 +1,422 @@
+//! `kaws cluster plan|apply|destroy|output` with the real Terraform and the
+//! real AWS provider against moto, checked through the AWS API.
+
+mod common;
+
+use common::*;
+use serde_json::Value;
+
+fn json(s: &str) -> Value {
+    serde_json::from_str(s).unwrap_or_else(|e| panic!("{e}: {s}"))
+}
+
+/// Run a kaws Terraform command; print its output when it fails.
+fn tf(w: &World, args: &[&str]) -> std::process::Output {
+    let out = w.kaws_tf().args(args).output().unwrap();
+    if !out.status.success() {
+        eprintln!("kaws {args:?} failed:\n{}\n{}", stdout(&out), stderr(&out));
+    }
+    out
+}
+
+fn decode_user_data(b64: &str) -> String {
+    let raw = b64decode(b64);
+    if raw.starts_with(&[0x1f, 0x8b]) {
+        use std::io::Write;
+        let mut child = std::process::Command::new("gzip")
+            .arg("-dc")
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        child.stdin.take().unwrap().write_all(&raw).unwrap();
+        String::from_utf8_lossy(&child.wait_with_output().unwrap().stdout).to_string()
+    } else {
+        String::from_utf8_lossy(&raw).to_string()
+    }
+}
+
+#[test]
+fn apply_builds_the_secure_topology_then_plan_is_clean_and_destroy_leaves_nothing() {
+    let w = World::new();
+    let (zone, ami) = w.aws_fixtures("kaws-e2e.example.com", "kaws-e2e");
+    let key = w.kms_key();
+    let out = w.cluster_init(
+        "e2e",
+        &key,
+        &[
+            "--domain",
+            "kaws-e2e.example.com",
+            "--zone-id",
+            &zone,
+            "--ssh-key",
+            "kaws-e2e",
+            "--ami",
+            &ami,
+        ],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+
+    let out = tf(
+        &w,
+        &[
+            "cluster",
+            "apply",
+            "e2e",
+            "--",
+            "-auto-approve",
+            "-no-color",
+        ],
+    );
+    assert!(out.status.success());
+    assert!(
+        w.cluster_dir("e2e").join("terraform.tfstate").is_file(),
+        "state lives in the cluster directory"
+    );
+
+    // The network: one VPC with public subnets in at least two zones.
+    let vpcs = json(&w.aws_ok(&[
+        "ec2",
+        "describe-vpcs",
+        "--filters",
+        "Name=cidr,Values=10.0.0.0/16",
+        "Name=tag:Name,Values=e2e",
+        "--output",
+        "json",
+    ]));
+    let vpcs = vpcs["Vpcs"].as_array().unwrap();
+    assert_eq!(vpcs.len(), 1, "{vpcs:?}");
+    let vpc = vpcs[0]["VpcId"].as_str().unwrap().to_string();
+    let subnets = json(&w.aws_ok(&[
+        "ec2",
+        "describe-subnets",
+        "--filters",
+        &format!("Name=vpc-id,Values={vpc}"),
+        "--output",
+        "json",
+    ]));
+    let zones: std::collections::BTreeSet<&str> = subnets["Subnets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["AvailabilityZone"].as_str().unwrap())
+        .collect();
+    assert!(zones.len() >= 2, "{zones:?}");
+
+    // The servers: a bastion and three etcd, all with the key pair.
+    let inst = json(&w.aws_ok(&[
+        "ec2",
+        "describe-instances",
+        "--filters",
+        &format!("Name=vpc-id,Values={vpc}"),
+        "Name=instance-state-name,Values=running",
+        "--output",
+        "json",
+    ]));
+    let instances: Vec<&Value> = inst["Reservations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|r| r["Instances"].as_array().unwrap())
+        .collect();
+    let role = |i: &Value| -> String {
+        i["Tags"]
+            .as_array()
+            .map(|t| {
+                t.iter()
+                    .find(|t| t["Key"] == "Name")
+                    .map(|t| t["Value"].as_str().unwrap().to_string())
+                    .unwrap_or_default()
+            })
+            .unwrap_or_default()
+    };
+    let count = |prefix: &str| {
+        instances
+            .iter()
+            .filter(|i| role(i).starts_with(prefix))
+            .count()
+    };
+    assert_eq!(
+        count("e2e-bastion"),
+        1,
+        "{:?}",
+        instances.iter().map(|i| role(i)).collect::<Vec<_>>()
+    );
+    assert_eq!(count("e2e-etcd-"), 3);
+    for i in &instances {
+        assert_eq!(i["KeyName"], "kaws-e2e", "every server has the key pair");
+        // moto gives instances of an Auto Scaling group only the launch
+        // template's user data, type, key and groups: their metadata
+        // options are checked on the launch templates below.
+        let in_asg = i["Tags"]
+            .as_array()
+            .is_some_and(|t| t.iter().any(|t| t["Key"] == "aws:autoscaling:groupName"));
+        if !in_asg {
+            assert_eq!(
+                i["MetadataOptions"]["HttpTokens"],
+                "required",
+                "IMDSv2 on {}",
+                role(i)
+            );
+            assert_eq!(i["MetadataOptions"]["HttpPutResponseHopLimit"], 1);
+        }
+    }
+
+    // Two Auto Scaling groups, a network load balancer, both DNS records.
+    let asgs = json(&w.aws_ok(&[
+        "autoscaling",
+        "describe-auto-scaling-groups",
+        "--output",
+        "json",
+    ]));
+    let asgs: Vec<&Value> = asgs["AutoScalingGroups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|g| g["AutoScalingGroupName"].as_str().unwrap().contains("e2e"))
+        .collect();
+    assert_eq!(asgs.len(), 2, "{asgs:?}");
+    let lbs = json(&w.aws_ok(&["elbv2", "describe-load-balancers", "--output", "json"]));
+    let lb = lbs["LoadBalancers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|l| l["VpcId"] == vpc.as_str())
+        .expect("a load balancer in the VPC");
+    assert_eq!(lb["Type"], "network");
+    let records = json(&w.aws_ok(&[
+        "route53",
+        "list-resource-record-sets",
+        "--hosted-zone-id",
+        &zone,
+        "--output",
+        "json",
+    ]));
+    let names: Vec<&str> = records["ResourceRecordSets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["Name"].as_str().unwrap())
+        .collect();
+    for n in [
+        "kubernetes.kaws-e2e.example.com.",
+        "bastion.kaws-e2e.example.com.",
+    ] {
+        assert!(names.contains(&n), "{n} in {names:?}");
+    }
+
+    // Launch templates: the key pair and IMDSv2; user data without any private key.
+    let lts = json(&w.aws_ok(&["ec2", "describe-launch-templates", "--output", "json"]));
+    let mut templates = 0;
+    for lt in lts["LaunchTemplates"].as_array().unwrap() {
+        let id = lt["LaunchTemplateId"].as_str().unwrap();
+        let v = json(&w.aws_ok(&[
+            "ec2",
+            "describe-launch-template-versions",
+            "--launch-template-id",
+            id,
+            "--output",
+            "json",
+        ]));
+        let data = &v["LaunchTemplateVersions"][0]["LaunchTemplateData"];
+        if !lt["LaunchTemplateName"].as_str().unwrap().contains("e2e") {
+            continue;
+        }
+        templates += 1;
+        assert_eq!(data["KeyName"], "kaws-e2e");
+        assert_eq!(data["MetadataOptions"]["HttpTokens"], "required");
+        assert_eq!(data["MetadataOptions"]["HttpPutResponseHopLimit"], 1);
+        let ud = decode_user_data(data["UserData"].as_str().unwrap_or(""));
+        assert!(!ud.contains("PRIVATE KEY"), "no private key in user data");
+        assert!(ud.contains("/run/kaws"), "keys are decrypted into tmpfs");
+    }
+    assert_eq!(templates, 2);
+
+    // Security groups: nothing open to the internet but 22 on the bastion
+    // and 80/443; no all-ports rule.
+    let sgs = json(&w.aws_ok(&[
+        "ec2",
+        "describe-security-groups",
+        "--filters",
+        &format!("Name=vpc-id,Values={vpc}"),
+        "--output",
+        "json",
+    ]));
+    let mut open = Vec::new();
+    for sg in sgs["SecurityGroups"].as_array().unwrap() {
+        let name = sg["GroupName"].as_str().unwrap().to_string();
+        for p in sg["IpPermissions"].as_array().unwrap() {
+            assert_ne!(p["IpProtocol"], "-1", "{name} has an all-ports rule: {p}");
+            let world = p["IpRanges"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|r| r["CidrIp"] == "0.0.0.0/0");
+            if world {
+                open.push((
+                    name.clone(),
+                    p["FromPort"].as_i64().unwrap(),
+                    p["ToPort"].as_i64().unwrap(),
+                ));
+            }
+        }
+    }
+    for (name, from, to) in &open {
+        assert_eq!(from, to, "{name}: a port range is open to the internet");
+        assert!(
+            [22, 80, 443].contains(from),
+            "{name}: port {from} is open to the internet"
+        );
+        if *from == 22 {
+            assert!(
+                name.contains("bastion"),
+                "only the bastion accepts SSH: {name}"
+            );
+        }
+    }
+    assert!(open.iter().any(|(_, p, _)| *p == 22));
+    assert!(open.iter().any(|(_, p, _)| *p == 443));
+    assert!(open.iter().any(|(_, p, _)| *p == 80));
+
+    // IAM: each role decrypts only its own files, nobody the CA key.
+    let roles = json(&w.aws_ok(&["iam", "list-roles", "--output", "json"]));
+    let mut checked = 0;
+    for r in roles["Roles"].as_array().unwrap() {
+        let name = r["RoleName"].as_str().unwrap();
+        if !name.contains("e2e") {
+            continue;
+        }
+        let pols = json(&w.aws_ok(&[
+            "iam",
+            "list-role-policies",
+            "--role-name",
+            name,
+            "--output",
+            "json",
+        ]));
+        for p in pols["PolicyNames"].as_array().unwrap() {
+            let doc = w.aws_ok(&[
+                "iam",
+                "get-role-policy",
+                "--role-name",
+                name,
+                "--policy-name",
+                p.as_str().unwrap(),
+                "--output",
+                "json",
+            ]);
+            assert!(
+                !doc.contains("ca-key.pem"),
+                "{name} may decrypt the CA key: {doc}"
+            );
+            if doc.contains("kms:Decrypt") {
+                assert!(
+                    doc.contains("kms:EncryptionContext:kaws:file"),
+                    "{name}: {doc}"
+                );
+                assert!(
+                    doc.contains("kms:EncryptionContext:kaws:cluster"),
+                    "{name}: {doc}"
+                );
+                checked += 1;
+            }
+        }
+    }
+    assert!(
+        checked >= 3,
+        "controller, worker and etcd policies allow kms:Decrypt with conditions"
+    );
+
+    // A second plan finds nothing to do.
+    let out = tf(
+        &w,
+        &[
+            "cluster",
+            "plan",
+            "e2e",
+            "--",
+            "-detailed-exitcode",
+            "-no-color",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0), "plan after apply must be clean");
+
+    // Outputs, as text and as JSON.
+    let out = tf(&w, &["cluster", "output", "e2e"]);
+    assert!(out.status.success());
+    assert!(
+        stdout(&out).contains("https://kubernetes.kaws-e2e.example.com"),
+        "{}",
+        stdout(&out)
+    );
+    let out = tf(&w, &["cluster", "output", "e2e", "--output", "json"]);
+    let v = json(&stdout(&out));
+    assert_eq!(
+        v["api_endpoint"]["value"],
+        "https://kubernetes.kaws-e2e.example.com"
+    );
+
+    // Destroy leaves no kaws resource behind.
+    let out = tf(
+        &w,
+        &[
+            "cluster",
+            "destroy",
+            "e2e",
+            "--",
+            "-auto-approve",
+            "-no-color",
+        ],
+    );
+    assert!(out.status.success());
+    let vpcs = json(&w.aws_ok(&[
+        "ec2",
+        "describe-vpcs",
+        "--filters",
+        "Name=tag:Name,Values=e2e",
+        "--output",
+        "json",
+    ]));
+    assert_eq!(vpcs["Vpcs"].as_array().unwrap().len(), 0);
+    let inst = json(&w.aws_ok(&[
+        "ec2",
+        "describe-instances",
+        "--filters",
+        "Name=tag:Name,Values=e2e",
+        "Name=instance-state-name,Values=running",
+        "--output",
+        "json",
+    ]));
+    assert_eq!(inst["Reservations"].as_array().unwrap().len(), 0);
+    let lbs = json(&w.aws_ok(&["elbv2", "describe-load-balancers", "--output", "json"]));
+    assert!(!lbs["LoadBalancers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|l| l["VpcId"] == vpc.as_str()));
+    let state =
+        json(&std::fs::read_to_string(w.cluster_dir("e2e").join("terraform.tfstate")).unwrap());
+    assert_eq!(
+        state["resources"].as_array().map(|r| r.len()).unwrap_or(0),
+        0
+    );
+}
+
+#[test]
+fn missing_terraform_is_one_clear_sentence() {
+    let w = World::new();
+    let key = w.kms_key();
+    assert!(w.cluster_init("notf", &key, &[]).status.success());
+    let out = w
+        .kaws()
+        .env("PATH", "/nonexistent")
+        .args(["cluster", "plan", "notf"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(7), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("terraform is not installed"),
+        "{}",
+        stderr(&out)
+    );
+}
