@@ -151,6 +151,29 @@ mod tests {
     use super::*;
 
     #[test]
+    fn rewrite_swaps_whole_directories() {
+        let root = tempfile::tempdir().unwrap();
+        let dir = root.path().join("c");
+        fs::create_dir_all(dir.join(".terraform")).unwrap();
+        fs::write(dir.join("a"), b"old a").unwrap();
+        fs::write(dir.join("b"), b"b").unwrap();
+        fs::write(dir.join(".terraform/x"), b"x").unwrap();
+        let r = Rewrite::new(&dir).unwrap();
+        r.write("a", b"new a").unwrap();
+        // Nothing visible changes before the commit.
+        assert_eq!(fs::read(dir.join("a")).unwrap(), b"old a");
+        r.commit().unwrap();
+        assert_eq!(fs::read(dir.join("a")).unwrap(), b"new a");
+        assert_eq!(fs::read(dir.join("b")).unwrap(), b"b");
+        assert_eq!(fs::read(dir.join(".terraform/x")).unwrap(), b"x");
+        assert_eq!(
+            fs::read_dir(root.path()).unwrap().count(),
+            1,
+            "no leftovers"
+        );
+    }
+
+    #[test]
     fn write_new_refuses_to_overwrite() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("a");
@@ -183,5 +206,94 @@ mod tests {
         assert!(s.commit().is_err());
         assert_eq!(fs::read(target.join("keep")).unwrap(), b"k");
         assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+}
+
+/// A new version of an existing directory, swapped in atomically.
+///
+/// Unchanged files are hard-linked into a staging directory beside the
+/// original, changed files are written there, and the two directories are
+/// exchanged with one `renameat2(RENAME_EXCHANGE)`: readers see the old
+/// directory or the new one, never a mix. Terraform's working data
+/// (`.terraform`) moves across untouched.
+pub struct Rewrite {
+    dir: PathBuf,
+    staging: tempfile::TempDir,
+}
+
+fn link_tree(from: &Path, to: &Path) -> Result<()> {
+    for entry in fs::read_dir(from).map_err(|e| Error::io("list", from, e))? {
+        let entry = entry.map_err(|e| Error::io("list", from, e))?;
+        let name = entry.file_name();
+        if name == ".terraform" {
+            continue;
+        }
+        let src = entry.path();
+        let dst = to.join(&name);
+        let ft = entry
+            .file_type()
+            .map_err(|e| Error::io("inspect", &src, e))?;
+        if ft.is_dir() {
+            fs::create_dir(&dst).map_err(|e| Error::io("create", &dst, e))?;
+            link_tree(&src, &dst)?;
+        } else {
+            fs::hard_link(&src, &dst).map_err(|e| Error::io("link", &src, e))?;
+        }
+    }
+    Ok(())
+}
+
+impl Rewrite {
+    pub fn new(dir: &Path) -> Result<Self> {
+        let parent = parent_of(dir);
+        let staging = tempfile::Builder::new()
+            .prefix(TEMP_PREFIX)
+            .tempdir_in(parent)
+            .map_err(|e| Error::io("create a staging directory in", parent, e))?;
+        link_tree(dir, staging.path())?;
+        Ok(Rewrite {
+            dir: dir.to_path_buf(),
+            staging,
+        })
+    }
+
+    /// Replace (or add) one file of the new version.
+    pub fn write(&self, name: &str, contents: &[u8]) -> Result<()> {
+        let path = self.staging.path().join(name);
+        match fs::remove_file(&path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(Error::io("replace", &path, e)),
+        }
+        let mut f = fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&path)
+            .map_err(|e| Error::io("create", &path, e))?;
+        f.write_all(contents)
+            .and_then(|_| f.sync_all())
+            .map_err(|e| Error::io("write", &path, e))
+    }
+
+    /// Swap the new version in; the old one is removed.
+    pub fn commit(self) -> Result<()> {
+        sync_dir(self.staging.path())?;
+        let tf = self.dir.join(".terraform");
+        if tf.exists() {
+            fs::rename(&tf, self.staging.path().join(".terraform"))
+                .map_err(|e| Error::io("move", &tf, e))?;
+        }
+        rustix::fs::renameat_with(
+            rustix::fs::CWD,
+            self.staging.path(),
+            rustix::fs::CWD,
+            &self.dir,
+            rustix::fs::RenameFlags::EXCHANGE,
+        )
+        .map_err(|e| Error::io("swap in the new version of", &self.dir, e.into()))?;
+        sync_dir(parent_of(&self.dir))?;
+        // The staging path now holds the old version; dropping removes it.
+        drop(self.staging);
+        Ok(())
     }
 }

@@ -153,8 +153,11 @@ impl Repo {
         self.root.join("terraform")
     }
 
-    pub fn lock_file(&self) -> PathBuf {
-        self.root.join(".kaws.lock")
+    /// The advisory lock of one cluster's writers. It sits beside the
+    /// cluster directory, so it exists before the cluster does and survives
+    /// the directory being swapped.
+    pub fn lock_file(&self, cluster: &ClusterName) -> PathBuf {
+        self.clusters_dir().join(format!(".{cluster}.lock"))
     }
 
     pub fn cluster(&self, name: &ClusterName) -> ClusterDir {

@@ -90,7 +90,7 @@ pub fn admin_create(repo: &Repo, opts: AdminCreate) -> Result<AdminCreated> {
         }
     }
     let _lock = lock::acquire(
-        &repo.lock_file(),
+        &repo.lock_file(&opts.cluster),
         &format!("admin create {} {}", opts.cluster, opts.name),
     )?;
     let alg = opts.key_algorithm.unwrap_or(settings.key_algorithm);
@@ -218,6 +218,20 @@ pub fn admin_sign(repo: &Repo, opts: AdminSign<'_>) -> Result<PathBuf> {
     for g in &csr.organizations {
         validate_group(g).map_err(|e| e.in_file(&csr_path))?;
     }
+    if opts.renew && cert_path.exists() && expected.is_none() {
+        // A renewal keeps the key. A CSR with another key is a new request
+        // in an existing name: only the fingerprint from its owner vouches for it.
+        let current = x509::parse_cert(&x509::read_pem_file(&cert_path)?, &cert_path)?;
+        if current.fingerprint != csr.fingerprint {
+            return Err(Error::input(format!(
+                "{}: the CSR's key ({}) is not the key of the current certificate ({})",
+                csr_path.display(),
+                csr.fingerprint,
+                current.fingerprint
+            ))
+            .with_hint("a renewal with a new key needs --fingerprint, checked with the administrator through another channel"));
+        }
+    }
     let prompt = SignPrompt {
         cluster: opts.cluster.to_string(),
         name: opts.name.to_string(),
@@ -231,7 +245,7 @@ pub fn admin_sign(repo: &Repo, opts: AdminSign<'_>) -> Result<PathBuf> {
         return Err(Error::input("signing cancelled; nothing was written"));
     }
     let _lock = lock::acquire(
-        &repo.lock_file(),
+        &repo.lock_file(&opts.cluster),
         &format!("admin sign {} {}", opts.cluster, opts.name),
     )?;
     let ca_pem_path = dir.file(&layout::cert_name(pki::CA.stem));

@@ -3,7 +3,7 @@
 use futures::future::try_join_all;
 
 use crate::error::{Error, Result};
-use crate::fsutil::{self, Mode, Staging};
+use crate::fsutil::{self, Staging};
 use crate::kms::{AwsOptions, EncryptionContext, Sealer};
 use crate::layout::{self, ClusterName, Repo};
 use crate::lock;
@@ -98,7 +98,10 @@ pub fn cluster_init(repo: &Repo, opts: ClusterInit) -> Result<ClusterInitReport>
         return Err(Error::conflict(format!("{}: the cluster already exists", dir.path().display()))
             .with_hint("kaws never overwrites a cluster; choose another name, or remove the directory if it is a leftover"));
     }
-    let _lock = lock::acquire(&repo.lock_file(), &format!("cluster init {cluster}"))?;
+    let _lock = lock::acquire(
+        &repo.lock_file(&cluster),
+        &format!("cluster init {cluster}"),
+    )?;
 
     block_on_cluster_init(
         repo,
@@ -191,7 +194,10 @@ pub fn cluster_reencrypt(
     crate::settings::validate_kms_key(new_key)?;
     let dir = repo.cluster(cluster);
     dir.require()?;
-    let _lock = lock::acquire(&repo.lock_file(), &format!("cluster reencrypt {cluster}"))?;
+    let _lock = lock::acquire(
+        &repo.lock_file(cluster),
+        &format!("cluster reencrypt {cluster}"),
+    )?;
     let mut settings = ClusterSettings::load(&dir.settings())?;
     let mut files = Vec::new();
     for spec in pki::CLUSTER_CERTS {
@@ -214,12 +220,110 @@ pub fn cluster_reencrypt(
         }))
         .await?;
         let mut written = Vec::new();
-        for ((_, path, _), blob) in files.iter().zip(&resealed) {
-            fsutil::replace(path, blob, Mode::Public)?;
+        let rewrite = fsutil::Rewrite::new(dir.path())?;
+        for ((spec, path, _), blob) in files.iter().zip(&resealed) {
+            rewrite.write(&layout::encrypted_key_name(spec.stem), blob)?;
             written.push(path.display().to_string());
         }
         settings.kms_key_id = new_key.to_string();
-        fsutil::replace(&dir.settings(), &settings.to_json(), Mode::Public)?;
+        rewrite.write(layout::SETTINGS_FILE, &settings.to_json())?;
+        // Every ciphertext and the settings change in one atomic swap.
+        rewrite.commit()?;
         Ok(written)
     })?
+}
+
+pub struct ClusterRenew {
+    pub cluster: ClusterName,
+    /// Generate new key pairs instead of keeping the current ones.
+    pub new_keys: bool,
+    pub aws: AwsOptions,
+}
+
+/// `kaws cluster renew`: re-issue every certificate of the cluster but the
+/// CA's from the existing CA, keeping the keys unless `new_keys`. All the
+/// new files appear in one atomic swap of the cluster directory.
+pub fn cluster_renew(repo: &Repo, opts: ClusterRenew) -> Result<Vec<String>> {
+    let dir = repo.cluster(&opts.cluster);
+    dir.require()?;
+    let _lock = lock::acquire(
+        &repo.lock_file(&opts.cluster),
+        &format!("cluster renew {}", opts.cluster),
+    )?;
+    let settings = ClusterSettings::load(&dir.settings())?;
+    let rsa = settings.key_algorithm.is_rsa();
+    let ca_cert_path = dir.file(&layout::cert_name(pki::CA.stem));
+    let ca_pem = String::from_utf8(crate::x509::read_pem_file(&ca_cert_path)?)
+        .map_err(|_| Error::input(format!("{}: not a PEM file", ca_cert_path.display())))?;
+    let ca_key_path = dir.file(&layout::encrypted_key_name(pki::CA.stem));
+    let ca_blob = std::fs::read(&ca_key_path).map_err(|e| Error::io("read", &ca_key_path, e))?;
+    let leaves: Vec<&'static CertSpec> = pki::CLUSTER_CERTS.iter().filter(|s| !s.is_ca).collect();
+    // Current public keys, from the certificates: keeping a key needs no decryption.
+    let mut current = Vec::new();
+    for spec in &leaves {
+        if spec.has_certificate && !opts.new_keys {
+            let p = dir.file(&layout::cert_name(spec.stem));
+            let cert = crate::x509::parse_cert(&crate::x509::read_pem_file(&p)?, &p)?;
+            current.push(Some(cert.spki_der));
+        } else {
+            current.push(None);
+        }
+    }
+    let mut aws = opts.aws.clone();
+    if aws.region.is_none() {
+        aws.region = Some(settings.region.clone());
+    }
+    let cluster = &opts.cluster;
+    let (certs, sealed) = super::block_on(async {
+        let kms = super::kms(&aws).await;
+        let ctx = EncryptionContext::new(cluster, layout::key_name(pki::CA.stem));
+        let secret = kms.open(&ctx, &ca_blob).await?;
+        let ca_key = PrivateKey::from_secret(&secret, &ca_key_path.display().to_string())?;
+        drop(secret);
+        let ca = Ca::new(&ca_pem, &ca_key)?;
+        let mut certs: Vec<(String, Vec<u8>)> = Vec::new();
+        let mut fresh: Vec<(&'static CertSpec, PrivateKey)> = Vec::new();
+        for (spec, spki) in leaves.iter().zip(&current) {
+            if opts.new_keys {
+                let key = PrivateKey::generate(settings.key_algorithm)?;
+                if spec.has_certificate {
+                    let subject = Subject::for_cluster(spec, &settings)?;
+                    let pem = ca.sign(spec, &subject, key.key_pair(), spec.lifetime_days, rsa)?;
+                    certs.push((layout::cert_name(spec.stem), pem.into_bytes()));
+                } else {
+                    certs.push((
+                        format!("{}.pub", spec.stem),
+                        key.public_key_pem().into_bytes(),
+                    ));
+                }
+                fresh.push((spec, key));
+            } else if let Some(spki) = spki {
+                let public = rcgen::SubjectPublicKeyInfo::from_der(spki).map_err(|e| {
+                    Error::input(format!("{}.pem: unsupported public key: {e}", spec.stem))
+                })?;
+                let subject = Subject::for_cluster(spec, &settings)?;
+                let pem = ca.sign(spec, &subject, &public, spec.lifetime_days, rsa)?;
+                certs.push((layout::cert_name(spec.stem), pem.into_bytes()));
+            }
+        }
+        let sealed = try_join_all(fresh.iter().map(|(spec, key)| {
+            let kms = &kms;
+            let ctx = EncryptionContext::new(cluster, layout::key_name(spec.stem));
+            let key_id = settings.kms_key_id.clone();
+            async move {
+                let blob = kms.seal(&key_id, &ctx, &key.to_secret()).await?;
+                Ok::<_, Error>((layout::encrypted_key_name(spec.stem), blob))
+            }
+        }))
+        .await?;
+        Ok::<_, Error>((certs, sealed))
+    })??;
+    let rewrite = fsutil::Rewrite::new(dir.path())?;
+    let mut written = Vec::new();
+    for (name, bytes) in certs.iter().chain(sealed.iter()) {
+        rewrite.write(name, bytes)?;
+        written.push(name.clone());
+    }
+    rewrite.commit()?;
+    Ok(written)
 }

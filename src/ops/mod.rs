@@ -2,6 +2,7 @@
 //! these. Tests call them directly too.
 
 mod admin;
+mod check;
 mod cluster;
 mod repo;
 mod terraform;
@@ -10,7 +11,10 @@ pub use admin::{
     admin_create, admin_install, admin_list, admin_sign, normalize_fingerprint, AdminCreate,
     AdminCreated, AdminInstall, AdminSign, AdminState, AdminStatus, SignPrompt,
 };
-pub use cluster::{cluster_init, cluster_reencrypt, ClusterInit, ClusterInitReport};
+pub use check::{cluster_check, looks_like_private_key, CheckReport, Finding, State, WARN_DAYS};
+pub use cluster::{
+    cluster_init, cluster_reencrypt, cluster_renew, ClusterInit, ClusterInitReport, ClusterRenew,
+};
 pub use repo::{init, RepoInit};
 pub use terraform::{cluster_terraform, ensure_init, ClusterTerraform};
 

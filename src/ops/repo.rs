@@ -45,7 +45,7 @@ const GITIGNORE: &str = "\
 .terraform.lock.hcl
 *.tfstate.backup
 # kaws' own lock and the leftovers of an interrupted command.
-.kaws.lock
+clusters/.*.lock
 .kaws-tmp-*
 # Plaintext private keys never belong here; kaws never writes one.
 *-key.pem

@@ -118,6 +118,15 @@ pub fn ensure_init(repo: &Repo, cluster: &ClusterName, aws: &AwsOptions) -> Resu
 
 /// Run one Terraform command for the cluster; returns Terraform's exit code.
 pub fn cluster_terraform(repo: &Repo, opts: &ClusterTerraform) -> Result<i32> {
+    // Commands that write state hold the cluster's lock, so `cluster renew`
+    // or `reencrypt` never swap the directory under a running apply.
+    let _lock = match opts.action {
+        Action::Apply | Action::Destroy | Action::Refresh => Some(crate::lock::acquire(
+            &repo.lock_file(&opts.cluster),
+            &format!("cluster {} {}", opts.action.as_str(), opts.cluster),
+        )?),
+        Action::Plan | Action::Output => None,
+    };
     ensure_init(repo, &opts.cluster, &opts.aws)?;
     let dir = repo.cluster(&opts.cluster);
     let settings = ClusterSettings::load(&dir.settings())?;

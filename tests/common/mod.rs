@@ -191,7 +191,7 @@ impl World {
             for e in entries {
                 let p = e.path();
                 if p.file_name()
-                    .is_some_and(|n| n == ".kaws.lock" || n == ".terraform")
+                    .is_some_and(|n| n.to_string_lossy().ends_with(".lock") || n == ".terraform")
                 {
                     continue;
                 }

@@ -109,10 +109,10 @@ pub fn run(cmd: AdminCommand, global: &GlobalArgs) -> Result<ExitCode> {
                     aws: global.aws(),
                 },
             )?;
-            println!("Wrote {}", made.csr.display());
-            println!("Wrote {}", made.key.display());
-            println!("Public key fingerprint (SHA-256): {}", made.fingerprint);
-            println!("Commit both files, and give this fingerprint to a primary administrator through another channel.");
+            crate::outln!("Wrote {}", made.csr.display());
+            crate::outln!("Wrote {}", made.key.display());
+            crate::outln!("Public key fingerprint (SHA-256): {}", made.fingerprint);
+            crate::outln!("Commit both files, and give this fingerprint to a primary administrator through another channel.");
         }
         AdminCommand::Sign(a) => {
             let cluster = ClusterName::parse(&a.cluster)?;
@@ -157,10 +157,11 @@ pub fn run(cmd: AdminCommand, global: &GlobalArgs) -> Result<ExitCode> {
                     confirm: &mut confirm,
                 },
             )?;
-            println!("Wrote {}", path.display());
-            println!(
+            crate::outln!("Wrote {}", path.display());
+            crate::outln!(
                 "Commit it; the administrator then runs `kaws admin install {} {}`.",
-                a.cluster, a.name
+                a.cluster,
+                a.name
             );
         }
         AdminCommand::Install(a) => {
@@ -176,34 +177,37 @@ pub fn run(cmd: AdminCommand, global: &GlobalArgs) -> Result<ExitCode> {
                     aws: global.aws(),
                 },
             )?;
-            println!(
+            crate::outln!(
                 "Merged cluster {c}, user {name}-{c} and context {c} into {}",
                 path.display(),
                 c = a.cluster
             );
-            println!("Use it with `kubectl --context {} ...`", a.cluster);
+            crate::outln!("Use it with `kubectl --context {} ...`", a.cluster);
         }
         AdminCommand::List(a) => {
             let cluster = ClusterName::parse(&a.cluster)?;
             let list = ops::admin_list(&repo, &cluster)?;
             match a.output {
                 OutputFormat::Json => {
-                    println!(
+                    crate::outln!(
                         "{}",
                         serde_json::to_string_pretty(&list).expect("serializes")
                     );
                 }
                 OutputFormat::Text => {
-                    println!(
+                    crate::outln!(
                         "{:<20} {:<10} {:<12} {:<24} FINGERPRINT",
-                        "NAME", "STATE", "EXPIRES", "GROUPS"
+                        "NAME",
+                        "STATE",
+                        "EXPIRES",
+                        "GROUPS"
                     );
                     for s in &list {
                         let state = serde_json::to_value(s.state)
                             .ok()
                             .and_then(|v| v.as_str().map(str::to_string))
                             .unwrap_or_default();
-                        println!(
+                        crate::outln!(
                             "{:<20} {:<10} {:<12} {:<24} {}",
                             s.name,
                             state,
@@ -216,7 +220,7 @@ pub fn run(cmd: AdminCommand, global: &GlobalArgs) -> Result<ExitCode> {
                             s.fingerprint.as_deref().unwrap_or("-"),
                         );
                         if let Some(p) = &s.problem {
-                            println!("  problem: {p}");
+                            crate::outln!("  problem: {p}");
                         }
                     }
                 }

@@ -33,6 +33,45 @@ the keys, renew the certificates with new keys."
     Output(OutputArgs),
     /// Update the Terraform state from AWS (terraform refresh)
     Refresh(TerraformArgs),
+    /// Verify the cluster's PKI: chains, usages, names, expiry, keys, exposure
+    #[command(long_about = "Verify the cluster's PKI.\n\n\
+Every certificate must parse, chain to the cluster CA and carry the usages and names its \
+role needs; every encrypted key must decrypt under its encryption context and match its \
+certificate (skipped with --offline); no plaintext private key (PEM or DER) may sit anywhere \
+in the repository; each administrator's state is shown. Certificates that end within 30 \
+days are warnings. Exits with status 6 when anything is invalid, expired or exposed.")]
+    Check(CheckArgs),
+    /// Re-issue the cluster's certificates (all but the CA's) from its CA
+    #[command(
+        long_about = "Re-issue every certificate of the cluster except the CA's \
+(apiserver, node, etcd, etcd-client, controller-manager, scheduler, bootstrap) from the \
+existing CA, for another full lifetime. The key pairs are kept unless --new-keys is given, \
+in which case new keys are generated and sealed with the cluster's KMS key. All files change \
+in one atomic swap. Apply the cluster afterwards so the servers receive the new files. \
+Administrators renew with `kaws admin sign --renew`."
+    )]
+    Renew(RenewArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct RenewArgs {
+    /// The cluster
+    pub cluster: String,
+    /// Generate new key pairs too (the service-account key included)
+    #[arg(long)]
+    pub new_keys: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct CheckArgs {
+    /// The cluster
+    pub cluster: String,
+    /// Do not contact KMS: skip decrypting the keys
+    #[arg(long)]
+    pub offline: bool,
+    /// Output format
+    #[arg(long, short = 'o', value_enum, default_value_t = OutputFormat::Text)]
+    pub output: OutputFormat,
 }
 
 #[derive(Args, Debug)]
@@ -118,12 +157,28 @@ pub fn run(cmd: ClusterCommand, global: &GlobalArgs) -> Result<ExitCode> {
             let cluster = ClusterName::parse(&a.cluster)?;
             let repo = super::current_repo()?;
             let files = ops::cluster_reencrypt(&repo, &cluster, &a.new_key, &global.aws())?;
-            println!(
+            crate::outln!(
                 "Re-encrypted {} keys of cluster {cluster} under {}.",
                 files.len(),
                 a.new_key
             );
-            println!("The keys themselves did not change: this is not revocation.");
+            crate::outln!("The keys themselves did not change: this is not revocation.");
+            Ok(ExitCode::SUCCESS)
+        }
+        ClusterCommand::Check(a) => check(a, global),
+        ClusterCommand::Renew(a) => {
+            let cluster = ClusterName::parse(&a.cluster)?;
+            let repo = super::current_repo()?;
+            let files = ops::cluster_renew(
+                &repo,
+                ops::ClusterRenew {
+                    cluster: cluster.clone(),
+                    new_keys: a.new_keys,
+                    aws: global.aws(),
+                },
+            )?;
+            crate::outln!("Renewed cluster {cluster}: {}", files.join(", "));
+            crate::outln!("Run `kaws cluster apply {cluster}` so the servers receive them.");
             Ok(ExitCode::SUCCESS)
         }
         ClusterCommand::Plan(a) => terraform(Action::Plan, a.cluster, a.args, false, global),
@@ -138,6 +193,65 @@ pub fn run(cmd: ClusterCommand, global: &GlobalArgs) -> Result<ExitCode> {
             global,
         ),
     }
+}
+
+fn check(a: CheckArgs, global: &GlobalArgs) -> Result<ExitCode> {
+    let cluster = ClusterName::parse(&a.cluster)?;
+    let repo = super::current_repo()?;
+    let report = ops::cluster_check(&repo, &cluster, a.offline, &global.aws())?;
+    match a.output {
+        OutputFormat::Json => crate::outln!(
+            "{}",
+            serde_json::to_string_pretty(&report).expect("serializes")
+        ),
+        OutputFormat::Text => {
+            let mut out = String::new();
+            out.push_str(&format!(
+                "{:<28} {:<8} {:<12} {:>9}  {:<24} STATE\n",
+                "CERTIFICATE", "KIND", "EXPIRES", "RESIDUAL", "CA"
+            ));
+            for f in &report.findings {
+                let residual = f
+                    .residual_days
+                    .map(|d| format!("{d}d"))
+                    .unwrap_or_else(|| "-".into());
+                let state = serde_json::to_value(f.state)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_string))
+                    .unwrap_or_default();
+                out.push_str(&format!(
+                    "{:<28} {:<8} {:<12} {:>9}  {:<24} {}\n",
+                    f.name,
+                    f.kind,
+                    f.expires.as_deref().unwrap_or("-"),
+                    residual,
+                    f.ca.as_deref().unwrap_or("-"),
+                    crate::style::state(
+                        &state,
+                        f.state.is_failure(),
+                        f.state == kaws::ops::State::Warning
+                    ),
+                ));
+                for p in &f.problems {
+                    out.push_str(&format!("    {p}\n"));
+                }
+            }
+            if report.offline {
+                out.push_str("Keys were not decrypted (--offline).\n");
+            }
+            crate::out!("{out}");
+        }
+    }
+    if report.failed() {
+        let n = report
+            .findings
+            .iter()
+            .filter(|f| f.state.is_failure())
+            .count();
+        return Err(kaws::Error::new(kaws::ErrorKind::CheckFailed, format!("cluster {cluster}: {n} problem(s) found"))
+            .with_hint("see the lines above: renew expired certificates, restore damaged files from git, remove any plaintext key"));
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 fn terraform(
@@ -199,13 +313,13 @@ fn init(a: InitArgs, global: &GlobalArgs) -> Result<ExitCode> {
             aws: global.aws(),
         },
     )?;
-    println!(
+    crate::outln!(
         "Created the cluster's settings and PKI ({} files) in {}",
         report.files.len(),
         report.path.display()
     );
     for f in &report.files {
-        println!("  {f}");
+        crate::outln!("  {f}");
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -26,8 +26,8 @@ pub fn run(args: InitArgs) -> Result<ExitCode> {
         path: args.name,
         terraform_source: args.terraform_source,
     })?;
-    println!("Created the kaws repository {}", path.display());
-    println!(
+    crate::outln!("Created the kaws repository {}", path.display());
+    crate::outln!(
         "Next: cd {} && git init, then `kaws cluster init <CLUSTER> ...`",
         path.display()
     );

@@ -1,0 +1,511 @@
+//! `kaws cluster check`: verify a cluster's PKI the way kubeadm's
+//! `certs check-expiration` reports it, and more.
+//!
+//! Every certificate of the table must parse, chain to the cluster CA and
+//! carry the usages and names its row asks for; every encrypted key must
+//! decrypt under its context (unless offline) and match its certificate;
+//! no plaintext private key may sit anywhere in the repository; every
+//! administrator is reported with its state. The table drives all of it.
+
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+
+use futures::future::join_all;
+use serde::Serialize;
+use time::OffsetDateTime;
+use x509_parser::extensions::GeneralName;
+use x509_parser::prelude::{FromDer, X509Certificate};
+
+use crate::error::{Error, ErrorKind, Result};
+use crate::fsutil::TEMP_PREFIX;
+use crate::kms::{AwsOptions, EncryptionContext, Sealer};
+use crate::layout::{self, AdminName, ClusterName, Repo};
+use crate::pki::{self, CertSpec, ExtUsage, KeyUsage, PrivateKey, Sans};
+use crate::settings::ClusterSettings;
+use crate::x509;
+
+/// Certificates closer than this to their end are reported as warnings.
+pub const WARN_DAYS: i64 = 30;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum State {
+    Ok,
+    /// Valid, but close to its end, or a note that needs attention.
+    Warning,
+    /// A certificate request not signed yet.
+    Requested,
+    Expired,
+    Invalid,
+    /// A plaintext private key in the repository.
+    Exposed,
+}
+
+impl State {
+    pub fn is_failure(self) -> bool {
+        matches!(self, State::Expired | State::Invalid | State::Exposed)
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Finding {
+    /// The certificate (or file) this is about.
+    pub name: String,
+    pub kind: &'static str,
+    pub expires: Option<String>,
+    /// Whole days left (negative once expired).
+    pub residual_days: Option<i64>,
+    pub ca: Option<String>,
+    pub state: State,
+    pub problems: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct CheckReport {
+    pub cluster: String,
+    pub offline: bool,
+    pub findings: Vec<Finding>,
+}
+
+impl CheckReport {
+    pub fn failed(&self) -> bool {
+        self.findings.iter().any(|f| f.state.is_failure())
+    }
+}
+
+struct CaInfo {
+    der: Vec<u8>,
+    name: String,
+}
+
+fn finding(name: impl Into<String>, kind: &'static str) -> Finding {
+    Finding {
+        name: name.into(),
+        kind,
+        expires: None,
+        residual_days: None,
+        ca: None,
+        state: State::Ok,
+        problems: vec![],
+    }
+}
+
+impl Finding {
+    fn fail(&mut self, state: State, problem: impl Into<String>) {
+        self.state = self.state.max(state);
+        self.problems.push(problem.into());
+    }
+}
+
+/// What the table says a certificate must contain, compared with what it
+/// does contain.
+fn check_cert(
+    f: &mut Finding,
+    cert: &X509Certificate<'_>,
+    spec: &CertSpec,
+    expected_cn: Option<&str>,
+    sans: &(Vec<String>, Vec<IpAddr>),
+    ca: &CaInfo,
+    now: OffsetDateTime,
+) {
+    let not_after = cert.validity().not_after.to_datetime();
+    f.expires = Some(not_after.date().to_string());
+    let residual = (not_after - now).whole_days();
+    f.residual_days = Some(residual);
+    f.ca = Some(ca.name.clone());
+    if not_after < now {
+        f.fail(State::Expired, format!("expired on {}", not_after.date()));
+    } else if cert.validity().not_before.to_datetime() > now + time::Duration::minutes(10) {
+        f.fail(State::Invalid, "not valid yet: check the clock");
+    } else if residual < WARN_DAYS {
+        f.fail(
+            State::Warning,
+            format!("expires in {residual} days: renew it"),
+        );
+    }
+    // The chain: the CA's key must have signed it.
+    match X509Certificate::from_der(&ca.der) {
+        Ok((_, ca_cert)) => {
+            if cert.verify_signature(Some(ca_cert.public_key())).is_err() {
+                f.fail(State::Invalid, format!("not signed by {}", ca.name));
+            }
+            if cert.issuer().as_raw() != ca_cert.subject().as_raw() {
+                f.fail(State::Invalid, "its issuer is not the cluster CA's subject");
+            }
+        }
+        Err(_) => f.fail(State::Invalid, "the CA certificate does not parse"),
+    }
+    if let Some(cn) = expected_cn {
+        let got = cert
+            .subject()
+            .iter_common_name()
+            .next()
+            .and_then(|a| a.as_str().ok());
+        if got != Some(cn) {
+            f.fail(
+                State::Invalid,
+                format!("CN is {:?}, expected {cn:?}", got.unwrap_or("")),
+            );
+        }
+    }
+    let is_ca = cert.basic_constraints().ok().flatten().map(|b| b.value.ca);
+    match (spec.is_ca, is_ca) {
+        (true, Some(true)) | (false, Some(false)) => {}
+        (true, _) => f.fail(State::Invalid, "basicConstraints must say CA:TRUE"),
+        (false, _) => f.fail(
+            State::Invalid,
+            "basicConstraints must be present and say CA:FALSE",
+        ),
+    }
+    let ku = cert.key_usage().ok().flatten().map(|k| *k.value);
+    for u in spec.key_usages {
+        let has = ku.is_some_and(|k| match u {
+            KeyUsage::DigitalSignature => k.digital_signature(),
+            KeyUsage::KeyEncipherment => k.key_encipherment(),
+            KeyUsage::KeyCertSign => k.key_cert_sign(),
+            KeyUsage::CrlSign => k.crl_sign(),
+        });
+        if !has {
+            f.fail(State::Invalid, format!("key usage {u:?} missing"));
+        }
+    }
+    if !spec.is_ca && ku.is_some_and(|k| k.key_cert_sign()) {
+        f.fail(
+            State::Invalid,
+            "a leaf certificate may not sign certificates",
+        );
+    }
+    match cert.extended_key_usage().ok().flatten().map(|e| e.value) {
+        Some(eku) => {
+            let want_server = spec.ext_usages.contains(&ExtUsage::ServerAuth);
+            let want_client = spec.ext_usages.contains(&ExtUsage::ClientAuth);
+            if eku.server_auth != want_server
+                || eku.client_auth != want_client
+                || eku.any
+                || !eku.other.is_empty()
+                || eku.code_signing
+            {
+                f.fail(
+                    State::Invalid,
+                    format!("extended key usages differ from {:?}", spec.ext_usages),
+                );
+            }
+        }
+        None if !spec.ext_usages.is_empty() => f.fail(State::Invalid, "extended key usage missing"),
+        None => {}
+    }
+    if spec.sans != Sans::None {
+        let mut dns = Vec::new();
+        let mut ips = Vec::new();
+        if let Ok(Some(san)) = cert.subject_alternative_name() {
+            for n in &san.value.general_names {
+                match n {
+                    GeneralName::DNSName(d) => dns.push(d.to_string()),
+                    GeneralName::IPAddress(b) if b.len() == 4 => {
+                        ips.push(IpAddr::from(<[u8; 4]>::try_from(*b).unwrap_or_default()))
+                    }
+                    GeneralName::IPAddress(b) if b.len() == 16 => {
+                        ips.push(IpAddr::from(<[u8; 16]>::try_from(*b).unwrap_or_default()))
+                    }
+                    _ => {}
+                }
+            }
+        }
+        for d in &sans.0 {
+            if !dns.contains(d) {
+                f.fail(State::Invalid, format!("SAN DNS:{d} missing"));
+            }
+        }
+        for ip in &sans.1 {
+            if !ips.contains(ip) {
+                f.fail(State::Invalid, format!("SAN IP:{ip} missing"));
+            }
+        }
+    }
+}
+
+/// Parse a certificate file and run [`check_cert`]; returns its public key.
+fn check_cert_file(
+    f: &mut Finding,
+    path: &Path,
+    spec: &CertSpec,
+    expected_cn: Option<&str>,
+    sans: &(Vec<String>, Vec<IpAddr>),
+    ca: &CaInfo,
+    now: OffsetDateTime,
+) -> Option<Vec<u8>> {
+    let der =
+        match x509::read_pem_file(path).and_then(|b| x509::decode_pem(&b, "CERTIFICATE", path)) {
+            Ok(d) => d,
+            Err(e) => {
+                f.fail(State::Invalid, e.message().to_string());
+                return None;
+            }
+        };
+    match X509Certificate::from_der(&der) {
+        Ok((_, cert)) => {
+            check_cert(f, &cert, spec, expected_cn, sans, ca, now);
+            Some(cert.public_key().raw.to_vec())
+        }
+        Err(e) => {
+            f.fail(State::Invalid, format!("not a valid certificate ({e})"));
+            None
+        }
+    }
+}
+
+/// Does this file hold a plaintext private key, as PEM or as DER?
+pub fn looks_like_private_key(bytes: &[u8]) -> bool {
+    let pem_markers: [&[u8]; 2] = [b"PRIVATE KEY-----", b"PRIVATE KEY BLOCK-----"];
+    if pem_markers
+        .iter()
+        .any(|m| bytes.windows(m.len()).any(|w| w == *m))
+    {
+        return true;
+    }
+    // A DER SEQUENCE that parses as a key: PKCS#8, SEC1 or PKCS#1.
+    if bytes.len() < 16 * 1024 && bytes.first() == Some(&0x30) {
+        return rcgen::KeyPair::try_from(bytes).is_ok();
+    }
+    false
+}
+
+/// Every file of the repository holding a plaintext key, and kaws' leftovers.
+fn scan_repository(root: &Path) -> (Vec<PathBuf>, Vec<PathBuf>) {
+    let mut exposed = Vec::new();
+    let mut leftovers = Vec::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            let p = e.path();
+            let name = e.file_name();
+            let name = name.to_string_lossy();
+            if name.starts_with(TEMP_PREFIX) {
+                leftovers.push(p.clone());
+            }
+            let Ok(ft) = e.file_type() else { continue };
+            if ft.is_dir() {
+                if name != ".git" && name != ".terraform" {
+                    stack.push(p);
+                }
+            } else if ft.is_file() && !name.ends_with(".encrypted") {
+                let small = e
+                    .metadata()
+                    .map(|m| m.len() <= 8 * 1024 * 1024)
+                    .unwrap_or(false);
+                if small && std::fs::read(&p).is_ok_and(|b| looks_like_private_key(&b)) {
+                    exposed.push(p);
+                }
+            }
+        }
+    }
+    exposed.sort();
+    leftovers.sort();
+    (exposed, leftovers)
+}
+
+pub fn cluster_check(
+    repo: &Repo,
+    cluster: &ClusterName,
+    offline: bool,
+    aws: &AwsOptions,
+) -> Result<CheckReport> {
+    let dir = repo.cluster(cluster);
+    dir.require()?;
+    let settings = ClusterSettings::load(&dir.settings())?;
+    let now = OffsetDateTime::now_utc();
+    let mut findings = Vec::new();
+
+    let ca_path = dir.file(&layout::cert_name(pki::CA.stem));
+    let ca_der =
+        x509::read_pem_file(&ca_path).and_then(|b| x509::decode_pem(&b, "CERTIFICATE", &ca_path));
+    let ca_der =
+        match ca_der {
+            Ok(d) => d,
+            Err(e) => return Err(Error::new(ErrorKind::CheckFailed, e.message().to_string())
+                .with_hint(
+                    "without its CA nothing in the cluster can be checked; restore ca.pem from git",
+                )),
+        };
+    let ca = CaInfo {
+        der: ca_der,
+        name: pki::CA.common_name.replace("{cluster}", cluster.as_str()),
+    };
+
+    // The cluster's own certificates, then their keys.
+    let mut public_keys: Vec<(&'static CertSpec, Option<Vec<u8>>)> = Vec::new();
+    for spec in pki::CLUSTER_CERTS {
+        let mut f = finding(spec.stem, "cluster");
+        let public = if spec.has_certificate {
+            let cn = spec.common_name.replace("{cluster}", cluster.as_str());
+            let sans = pki::sans_for(spec.sans, &settings).unwrap_or_default();
+            check_cert_file(
+                &mut f,
+                &dir.file(&layout::cert_name(spec.stem)),
+                spec,
+                Some(&cn),
+                &sans,
+                &ca,
+                now,
+            )
+        } else {
+            let p = dir.file(&format!("{}.pub", spec.stem));
+            match x509::read_pem_file(&p).and_then(|b| x509::decode_pem(&b, "PUBLIC KEY", &p)) {
+                Ok(d) => Some(d),
+                Err(e) => {
+                    f.fail(State::Invalid, e.message().to_string());
+                    None
+                }
+            }
+        };
+        public_keys.push((spec, public));
+        findings.push(f);
+    }
+
+    if !offline {
+        let mut aws = aws.clone();
+        if aws.region.is_none() {
+            aws.region = Some(settings.region.clone());
+        }
+        let results = super::block_on(async {
+            let kms = super::kms(&aws).await;
+            join_all(pki::CLUSTER_CERTS.iter().map(|spec| {
+                let kms = &kms;
+                let path = dir.file(&layout::encrypted_key_name(spec.stem));
+                async move {
+                    let blob = std::fs::read(&path).map_err(|e| Error::io("read", &path, e))?;
+                    let ctx = EncryptionContext::new(cluster, layout::key_name(spec.stem));
+                    let secret = kms.open(&ctx, &blob).await?;
+                    let key = PrivateKey::from_secret(&secret, &path.display().to_string())?;
+                    Ok::<_, Error>(key.public_key_der())
+                }
+            }))
+            .await
+        })?;
+        for ((f, (spec, public)), result) in findings.iter_mut().zip(&public_keys).zip(results) {
+            match (result, public) {
+                (Ok(k), Some(p)) if k == *p => {}
+                (Ok(_), Some(_)) => f.fail(
+                    State::Invalid,
+                    format!(
+                        "{} does not match its certificate",
+                        layout::encrypted_key_name(spec.stem)
+                    ),
+                ),
+                (Ok(_), None) => {}
+                (Err(e), _) => f.fail(State::Invalid, e.message().to_string()),
+            }
+        }
+    }
+
+    findings.extend(check_admins(&dir, cluster, &ca, now)?);
+
+    let (exposed, leftovers) = scan_repository(repo.root());
+    for p in exposed {
+        let rel = p
+            .strip_prefix(repo.root())
+            .unwrap_or(&p)
+            .display()
+            .to_string();
+        let mut f = finding(rel, "file");
+        f.fail(State::Exposed, "a plaintext private key: remove it, purge it from git history, and treat the key as compromised");
+        findings.push(f);
+    }
+    for p in leftovers {
+        let rel = p
+            .strip_prefix(repo.root())
+            .unwrap_or(&p)
+            .display()
+            .to_string();
+        let mut f = finding(rel, "leftover");
+        f.fail(
+            State::Warning,
+            "left by an interrupted kaws command; it holds no plaintext key and may be removed",
+        );
+        findings.push(f);
+    }
+    Ok(CheckReport {
+        cluster: cluster.to_string(),
+        offline,
+        findings,
+    })
+}
+
+/// Administrators, checked in parallel: a cluster may have thousands.
+fn check_admins(
+    dir: &layout::ClusterDir,
+    _cluster: &ClusterName,
+    ca: &CaInfo,
+    now: OffsetDateTime,
+) -> Result<Vec<Finding>> {
+    let admins = dir.admins()?;
+    let threads = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+        .min(8);
+    let chunk = admins.len().div_ceil(threads).max(1);
+    let no_sans = (vec![], vec![]);
+    let results: Vec<Finding> = std::thread::scope(|s| {
+        let handles: Vec<_> = admins
+            .chunks(chunk)
+            .map(|names| {
+                let no_sans = &no_sans;
+                s.spawn(move || {
+                    names
+                        .iter()
+                        .map(|n| check_admin(dir, n, ca, no_sans, now))
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap_or_default())
+            .collect()
+    });
+    Ok(results)
+}
+
+fn check_admin(
+    dir: &layout::ClusterDir,
+    name: &AdminName,
+    ca: &CaInfo,
+    no_sans: &(Vec<String>, Vec<IpAddr>),
+    now: OffsetDateTime,
+) -> Finding {
+    let mut f = finding(name.as_str(), "admin");
+    let cert = dir.admin_cert(name);
+    let csr = dir.admin_csr(name);
+    let key = dir.admin_key(name);
+    if cert.exists() {
+        check_cert_file(
+            &mut f,
+            &cert,
+            &pki::ADMIN_CERT,
+            Some(name.as_str()),
+            no_sans,
+            ca,
+            now,
+        );
+    } else if csr.exists() {
+        match x509::read_pem_file(&csr).and_then(|b| x509::verify_csr(&b, &csr)) {
+            Ok(_) => f.state = State::Requested,
+            Err(e) => f.fail(State::Invalid, e.message().to_string()),
+        }
+    }
+    if !key.exists() {
+        f.fail(
+            State::Warning,
+            format!(
+                "{} is missing: the administrator cannot install",
+                key.display()
+            ),
+        );
+    } else if !csr.exists() && !cert.exists() {
+        f.fail(State::Warning, "a key without a CSR, left by an interrupted `kaws admin create`; remove it or run admin create again after removing it");
+    }
+    f
+}
