@@ -146,69 +146,6 @@ impl Staging {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn rewrite_swaps_whole_directories() {
-        let root = tempfile::tempdir().unwrap();
-        let dir = root.path().join("c");
-        fs::create_dir_all(dir.join(".terraform")).unwrap();
-        fs::write(dir.join("a"), b"old a").unwrap();
-        fs::write(dir.join("b"), b"b").unwrap();
-        fs::write(dir.join(".terraform/x"), b"x").unwrap();
-        let r = Rewrite::new(&dir).unwrap();
-        r.write("a", b"new a").unwrap();
-        // Nothing visible changes before the commit.
-        assert_eq!(fs::read(dir.join("a")).unwrap(), b"old a");
-        r.commit().unwrap();
-        assert_eq!(fs::read(dir.join("a")).unwrap(), b"new a");
-        assert_eq!(fs::read(dir.join("b")).unwrap(), b"b");
-        assert_eq!(fs::read(dir.join(".terraform/x")).unwrap(), b"x");
-        assert_eq!(
-            fs::read_dir(root.path()).unwrap().count(),
-            1,
-            "no leftovers"
-        );
-    }
-
-    #[test]
-    fn write_new_refuses_to_overwrite() {
-        let dir = tempfile::tempdir().unwrap();
-        let p = dir.path().join("a");
-        write_new(&p, b"one", Mode::Public).unwrap();
-        let err = write_new(&p, b"two", Mode::Public).unwrap_err();
-        assert!(err.message().contains("already exists"));
-        assert_eq!(fs::read(&p).unwrap(), b"one");
-        // No temporary file is left behind.
-        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1);
-    }
-
-    #[test]
-    fn private_files_are_0600() {
-        use std::os::unix::fs::PermissionsExt;
-        let dir = tempfile::tempdir().unwrap();
-        let p = dir.path().join("k");
-        replace(&p, b"x", Mode::Private).unwrap();
-        let mode = fs::metadata(&p).unwrap().permissions().mode() & 0o777;
-        assert_eq!(mode, 0o600);
-    }
-
-    #[test]
-    fn staging_refuses_an_existing_target() {
-        let dir = tempfile::tempdir().unwrap();
-        let target = dir.path().join("c");
-        fs::create_dir(&target).unwrap();
-        fs::write(target.join("keep"), b"k").unwrap();
-        let s = Staging::new(&target).unwrap();
-        s.write("f", b"1").unwrap();
-        assert!(s.commit().is_err());
-        assert_eq!(fs::read(target.join("keep")).unwrap(), b"k");
-        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1);
-    }
-}
-
 /// A new version of an existing directory, swapped in atomically.
 ///
 /// Unchanged files are hard-linked into a staging directory beside the
@@ -295,5 +232,68 @@ impl Rewrite {
         // The staging path now holds the old version; dropping removes it.
         drop(self.staging);
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rewrite_swaps_whole_directories() {
+        let root = tempfile::tempdir().unwrap();
+        let dir = root.path().join("c");
+        fs::create_dir_all(dir.join(".terraform")).unwrap();
+        fs::write(dir.join("a"), b"old a").unwrap();
+        fs::write(dir.join("b"), b"b").unwrap();
+        fs::write(dir.join(".terraform/x"), b"x").unwrap();
+        let r = Rewrite::new(&dir).unwrap();
+        r.write("a", b"new a").unwrap();
+        // Nothing visible changes before the commit.
+        assert_eq!(fs::read(dir.join("a")).unwrap(), b"old a");
+        r.commit().unwrap();
+        assert_eq!(fs::read(dir.join("a")).unwrap(), b"new a");
+        assert_eq!(fs::read(dir.join("b")).unwrap(), b"b");
+        assert_eq!(fs::read(dir.join(".terraform/x")).unwrap(), b"x");
+        assert_eq!(
+            fs::read_dir(root.path()).unwrap().count(),
+            1,
+            "no leftovers"
+        );
+    }
+
+    #[test]
+    fn write_new_refuses_to_overwrite() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("a");
+        write_new(&p, b"one", Mode::Public).unwrap();
+        let err = write_new(&p, b"two", Mode::Public).unwrap_err();
+        assert!(err.message().contains("already exists"));
+        assert_eq!(fs::read(&p).unwrap(), b"one");
+        // No temporary file is left behind.
+        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn private_files_are_0600() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("k");
+        replace(&p, b"x", Mode::Private).unwrap();
+        let mode = fs::metadata(&p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+    }
+
+    #[test]
+    fn staging_refuses_an_existing_target() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("c");
+        fs::create_dir(&target).unwrap();
+        fs::write(target.join("keep"), b"k").unwrap();
+        let s = Staging::new(&target).unwrap();
+        s.write("f", b"1").unwrap();
+        assert!(s.commit().is_err());
+        assert_eq!(fs::read(target.join("keep")).unwrap(), b"k");
+        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1);
     }
 }
