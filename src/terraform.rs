@@ -5,7 +5,41 @@ use crate::error::{Error, Result};
 use crate::fsutil::Staging;
 use crate::settings::ClusterSettings;
 
-include!(concat!(env!("OUT_DIR"), "/module_files.rs"));
+macro_rules! module_file {
+    ($name:literal) => {
+        (
+            $name,
+            include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/terraform/modules/kaws/", $name)),
+        )
+    };
+}
+
+/// The module kaws writes into every new repository, embedded in the
+/// binary so the module always matches the binary's version. A unit test
+/// checks that this list is exactly the files of terraform/modules/kaws.
+pub const MODULE_FILES: &[(&str, &str)] = &[
+    module_file!("ami.tf"),
+    module_file!("bastion.tf"),
+    module_file!("controllers.tf"),
+    module_file!("dns.tf"),
+    module_file!("etcd.tf"),
+    module_file!("iam.tf"),
+    module_file!("keys.tf"),
+    module_file!("network.tf"),
+    module_file!("nlb.tf"),
+    module_file!("outputs.tf"),
+    module_file!("security.tf"),
+    module_file!("templates/bastion.ign.tftpl"),
+    module_file!("templates/controller.ign.tftpl"),
+    module_file!("templates/etcd.ign.tftpl"),
+    module_file!("templates/kaws-decrypt-keys.sh"),
+    module_file!("templates/kaws-keys.service.tftpl"),
+    module_file!("templates/worker.ign.tftpl"),
+    module_file!("userdata.tf"),
+    module_file!("variables.tf"),
+    module_file!("versions.tf"),
+    module_file!("workers.tf"),
+];
 
 /// Where the module lives inside a kaws repository.
 pub const MODULE_DIR: &str = "terraform/modules/kaws";
@@ -167,5 +201,43 @@ pub fn data_dir(cluster_dir: &std::path::Path) -> std::path::PathBuf {
     match std::env::var_os("TF_DATA_DIR").filter(|d| !d.is_empty()) {
         Some(d) => cluster_dir.join(d),
         None => cluster_dir.join(".terraform"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_module_file_is_embedded() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("terraform/modules/kaws");
+        let mut on_disk = Vec::new();
+        let mut stack = vec![root.clone()];
+        while let Some(d) = stack.pop() {
+            for e in std::fs::read_dir(&d).unwrap().flatten() {
+                let p = e.path();
+                if e.file_name().to_string_lossy().starts_with('.') {
+                    continue;
+                }
+                if p.is_dir() {
+                    stack.push(p);
+                } else {
+                    on_disk.push(p.strip_prefix(&root).unwrap().to_string_lossy().to_string());
+                }
+            }
+        }
+        on_disk.sort();
+        let mut embedded: Vec<String> = MODULE_FILES.iter().map(|(n, _)| n.to_string()).collect();
+        embedded.sort();
+        assert_eq!(embedded, on_disk, "update MODULE_FILES in src/terraform.rs");
+    }
+
+    #[test]
+    fn sources_that_could_break_hcl_are_refused() {
+        assert!(validate_source("../../terraform/modules/kaws").is_ok());
+        assert!(validate_source("git::https://example.com/x.git//m?ref=v1").is_ok());
+        for bad in ["", "a\"b", "a\\b", "${file(\"/etc/passwd\")}", "x\ny"] {
+            assert!(validate_source(bad).is_err(), "{bad:?}");
+        }
     }
 }

@@ -1,0 +1,145 @@
+//! A small fault-injecting HTTP proxy in front of moto: errors for the first
+//! N requests, dropped connections, slow answers. It reads each request
+//! whole (headers and Content-Length body), decides, and either answers
+//! itself or forwards the request to moto on a fresh connection.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+#[derive(Clone, Copy, Debug)]
+pub enum Fault {
+    /// HTTP 500 with an AWS InternalFailure body.
+    ServerError,
+    /// HTTP 400 ThrottlingException.
+    Throttle,
+    /// Close the connection without answering.
+    Drop,
+    /// Wait this long, then forward.
+    Slow(Duration),
+}
+
+pub struct Proxy {
+    pub url: String,
+    pub requests: Arc<AtomicUsize>,
+    pub faults_injected: Arc<AtomicUsize>,
+}
+
+fn read_request(reader: &mut BufReader<TcpStream>) -> Option<Vec<u8>> {
+    let mut head = Vec::new();
+    let mut len = 0usize;
+    loop {
+        let mut line = String::new();
+        if reader.read_line(&mut line).ok()? == 0 {
+            return None;
+        }
+        if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+            len = v.trim().parse().ok()?;
+        }
+        head.extend_from_slice(line.as_bytes());
+        if line == "\r\n" {
+            break;
+        }
+    }
+    let mut body = vec![0; len];
+    reader.read_exact(&mut body).ok()?;
+    head.extend(body);
+    Some(head)
+}
+
+fn forward(upstream: &str, request: &[u8]) -> Option<Vec<u8>> {
+    let mut s = TcpStream::connect(upstream).ok()?;
+    s.write_all(request).ok()?;
+    let mut reader = BufReader::new(s);
+    let mut head = Vec::new();
+    let mut len = None;
+    let mut chunked = false;
+    loop {
+        let mut line = String::new();
+        if reader.read_line(&mut line).ok()? == 0 {
+            return None;
+        }
+        let lower = line.to_ascii_lowercase();
+        if let Some(v) = lower.strip_prefix("content-length:") {
+            len = v.trim().parse().ok();
+        }
+        if lower.starts_with("transfer-encoding:") && lower.contains("chunked") {
+            chunked = true;
+        }
+        head.extend_from_slice(line.as_bytes());
+        if line == "\r\n" {
+            break;
+        }
+    }
+    if chunked {
+        // Rare with moto; read to the end of the stream.
+        reader.read_to_end(&mut head).ok()?;
+    } else {
+        let mut body = vec![0; len.unwrap_or(0)];
+        reader.read_exact(&mut body).ok()?;
+        head.extend(body);
+    }
+    Some(head)
+}
+
+fn error_response(status: &str, code: &str) -> Vec<u8> {
+    let body = format!("{{\"__type\":\"{code}\",\"message\":\"injected by the test proxy\"}}");
+    format!(
+        "HTTP/1.1 {status}\r\nContent-Type: application/x-amz-json-1.1\r\nx-amzn-ErrorType: {code}\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .into_bytes()
+}
+
+/// Start a proxy to `upstream` (host:port) that applies `fault` to the
+/// first `count` requests (usize::MAX: all of them).
+pub fn start(upstream: &str, fault: Fault, count: usize) -> Proxy {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let requests = Arc::new(AtomicUsize::new(0));
+    let faults_injected = Arc::new(AtomicUsize::new(0));
+    let (r, f) = (requests.clone(), faults_injected.clone());
+    let upstream = upstream.to_string();
+    std::thread::spawn(move || {
+        for conn in listener.incoming().flatten() {
+            let (r, f, upstream) = (r.clone(), f.clone(), upstream.clone());
+            std::thread::spawn(move || {
+                let mut writer = conn.try_clone().unwrap();
+                let mut reader = BufReader::new(conn);
+                while let Some(req) = read_request(&mut reader) {
+                    let n = r.fetch_add(1, Ordering::SeqCst);
+                    let faulty = n < count;
+                    if faulty {
+                        f.fetch_add(1, Ordering::SeqCst);
+                    }
+                    let answer = match (faulty, fault) {
+                        (true, Fault::ServerError) => error_response("500 Internal Server Error", "KMSInternalException"),
+                        (true, Fault::Throttle) => error_response("400 Bad Request", "ThrottlingException"),
+                        (true, Fault::Drop) => return,
+                        (true, Fault::Slow(d)) => {
+                            std::thread::sleep(d);
+                            match forward(&upstream, &req) {
+                                Some(a) => a,
+                                None => return,
+                            }
+                        }
+                        (false, _) => match forward(&upstream, &req) {
+                            Some(a) => a,
+                            None => return,
+                        },
+                    };
+                    if writer.write_all(&answer).is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    Proxy {
+        url,
+        requests,
+        faults_injected,
+    }
+}
