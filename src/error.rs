@@ -99,6 +99,15 @@ impl Error {
         self
     }
 
+    /// Add `hint` unless the error already says what to do.
+    pub fn or_hint(self, hint: impl Into<String>) -> Self {
+        if self.hint.is_some() {
+            self
+        } else {
+            self.with_hint(hint)
+        }
+    }
+
     pub fn kind(&self) -> ErrorKind {
         self.kind
     }

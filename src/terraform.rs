@@ -9,7 +9,11 @@ macro_rules! module_file {
     ($name:literal) => {
         (
             $name,
-            include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/terraform/modules/kaws/", $name)),
+            include_str!(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/terraform/modules/kaws/",
+                $name
+            )),
         )
     };
 }

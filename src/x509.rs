@@ -125,6 +125,12 @@ pub struct VerifiedCsr {
 }
 
 pub fn verify_csr(bytes: &[u8], path: &Path) -> Result<VerifiedCsr> {
+    verify_csr_inner(bytes, path).map_err(|e| {
+        e.or_hint("ask the administrator to run `kaws admin create` again and commit the new CSR")
+    })
+}
+
+fn verify_csr_inner(bytes: &[u8], path: &Path) -> Result<VerifiedCsr> {
     let der = decode_pem(bytes, "CERTIFICATE REQUEST", path)?;
     let (rest, csr) = X509CertificationRequest::from_der(&der).map_err(|e| {
         Error::input(format!(
@@ -175,6 +181,11 @@ pub struct CertInfo {
 }
 
 pub fn parse_cert(bytes: &[u8], path: &Path) -> Result<CertInfo> {
+    parse_cert_inner(bytes, path)
+        .map_err(|e| e.or_hint("the file is damaged or not a certificate: restore it from git"))
+}
+
+fn parse_cert_inner(bytes: &[u8], path: &Path) -> Result<CertInfo> {
     let der = decode_pem(bytes, "CERTIFICATE", path)?;
     let info = {
         let (_, cert) = X509Certificate::from_der(&der).map_err(|e| {

@@ -115,8 +115,12 @@ pub fn start(upstream: &str, fault: Fault, count: usize) -> Proxy {
                         f.fetch_add(1, Ordering::SeqCst);
                     }
                     let answer = match (faulty, fault) {
-                        (true, Fault::ServerError) => error_response("500 Internal Server Error", "KMSInternalException"),
-                        (true, Fault::Throttle) => error_response("400 Bad Request", "ThrottlingException"),
+                        (true, Fault::ServerError) => {
+                            error_response("500 Internal Server Error", "KMSInternalException")
+                        }
+                        (true, Fault::Throttle) => {
+                            error_response("400 Bad Request", "ThrottlingException")
+                        }
                         (true, Fault::Drop) => return,
                         (true, Fault::Slow(d)) => {
                             std::thread::sleep(d);
