@@ -95,6 +95,7 @@ pub struct AwsOptions {
 /// exponential backoff and jitter (the SDK's standard mode), bounded by an
 /// operation timeout so that an unreachable endpoint fails in seconds.
 pub async fn load_config(opts: &AwsOptions) -> SdkConfig {
+    tracing::info!(profile = ?opts.profile, region = ?opts.region, "loading the AWS configuration");
     let mut loader = aws_config::defaults(BehaviorVersion::latest())
         .retry_config(
             RetryConfig::standard()
@@ -288,6 +289,7 @@ impl Sealer for AwsKms {
     }
 
     async fn open(&self, ctx: &EncryptionContext, ciphertext: &[u8]) -> Result<Secret> {
+        tracing::debug!(file = ctx.file(), context = %ctx.cli_form(), "KMS Decrypt");
         let out = self
             .client
             .decrypt()

@@ -140,6 +140,7 @@ fn block_on_cluster_init(
         );
         checked?;
         let made = made?;
+        tracing::info!(keys = made.len(), algorithm = %settings.key_algorithm, "generated the cluster's keys and certificates");
         let cluster = ClusterName::parse(&settings.cluster)?;
 
         // Every key is sealed before anything is written, concurrently.

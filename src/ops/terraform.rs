@@ -91,8 +91,10 @@ pub fn ensure_init(repo: &Repo, cluster: &ClusterName, aws: &AwsOptions) -> Resu
     let digest = terraform::init_digest(dir.path(), repo.root())?;
     let stamp = terraform::init_stamp(dir.path());
     if std::fs::read_to_string(&stamp).is_ok_and(|s| s.trim() == digest) {
+        tracing::info!("terraform init not needed: entry point and module unchanged");
         return Ok(false);
     }
+    tracing::info!("running terraform init: first use, or the entry point or module changed");
     let mut cmd = command(&program, dir.path(), &settings, aws);
     cmd.args(["init", "-input=false"]);
     if std::env::var_os("AWS_ENDPOINT_URL").is_some_and(|e| !e.is_empty())

@@ -20,11 +20,23 @@ pub struct Cli {
 #[derive(Args, Debug, Clone)]
 pub struct GlobalArgs {
     /// The AWS profile to use (default: AWS_PROFILE, then the default profile)
-    #[arg(long, global = true, env = "AWS_PROFILE", value_name = "PROFILE")]
+    #[arg(
+        long,
+        global = true,
+        env = "AWS_PROFILE",
+        hide_env_values = true,
+        value_name = "PROFILE"
+    )]
     pub profile: Option<String>,
     /// The AWS region (default: the cluster's settings, then AWS_REGION)
     #[arg(long, global = true, value_name = "REGION")]
     pub region: Option<String>,
+    /// More logging on stderr: -v info, -vv debug, -vvv trace (never key material)
+    #[arg(long, short = 'v', global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    /// Print only results and errors
+    #[arg(long, short = 'q', global = true, conflicts_with = "verbose")]
+    pub quiet: bool,
 }
 
 #[derive(Subcommand, Debug)]
@@ -37,6 +49,17 @@ pub enum Command {
     /// Give administrators access to a cluster
     #[command(subcommand)]
     Admin(AdminCommand),
+    /// Print a shell completion script (bash, zsh, fish, powershell)
+    Completions {
+        /// The shell
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the kaws(1) man page (roff)
+    Man,
+    /// Print the command reference as Markdown (docs/reference/commands.md)
+    #[command(hide = true)]
+    Reference,
 }
 
 /// Machine-readable or human output.

@@ -10,7 +10,22 @@ use std::process::ExitCode;
 use clap::Parser;
 
 fn main() -> ExitCode {
+    // No core dumps and no same-user ptrace while this process may hold a
+    // decrypted key.
+    let _ = rustix::process::set_dumpable_behavior(rustix::process::DumpableBehavior::NotDumpable);
     let cli = cli::Cli::parse();
+    let level = match cli.global.verbose {
+        0 => "kaws=warn",
+        1 => "kaws=info",
+        2 => "kaws=debug,info",
+        _ => "trace",
+    };
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_ansi(style::stderr_enabled())
+        .with_target(cli.global.verbose > 1)
+        .with_env_filter(tracing_subscriber::EnvFilter::new(level))
+        .init();
     match commands::run(cli) {
         Ok(code) => code,
         Err(e) => {

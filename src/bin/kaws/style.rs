@@ -27,6 +27,24 @@ pub fn stderr_enabled() -> bool {
     std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()) && std::io::stderr().is_terminal()
 }
 
+static QUIET: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+pub fn set_quiet(q: bool) {
+    QUIET.store(q, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// Informational output (what was written, what to do next): not with -q.
+pub fn info(args: std::fmt::Arguments<'_>) {
+    if !QUIET.load(std::sync::atomic::Ordering::Relaxed) {
+        out(args);
+    }
+}
+
+#[macro_export]
+macro_rules! infoln {
+    ($($t:tt)*) => { $crate::style::info(format_args!("{}\n", format_args!($($t)*))) };
+}
+
 /// Write a line to stdout. A closed pipe (`kaws ... | head`) ends the
 /// process quietly with the status a SIGPIPE would give, instead of the
 /// panic `println!` would raise.

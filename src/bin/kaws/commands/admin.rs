@@ -109,10 +109,10 @@ pub fn run(cmd: AdminCommand, global: &GlobalArgs) -> Result<ExitCode> {
                     aws: global.aws(),
                 },
             )?;
-            crate::outln!("Wrote {}", made.csr.display());
-            crate::outln!("Wrote {}", made.key.display());
-            crate::outln!("Public key fingerprint (SHA-256): {}", made.fingerprint);
-            crate::outln!("Commit both files, and give this fingerprint to a primary administrator through another channel.");
+            crate::infoln!("Wrote {}", made.csr.display());
+            crate::infoln!("Wrote {}", made.key.display());
+            crate::infoln!("Public key fingerprint (SHA-256): {}", made.fingerprint);
+            crate::infoln!("Commit both files, and give this fingerprint to a primary administrator through another channel.");
         }
         AdminCommand::Sign(a) => {
             let cluster = ClusterName::parse(&a.cluster)?;
@@ -157,8 +157,8 @@ pub fn run(cmd: AdminCommand, global: &GlobalArgs) -> Result<ExitCode> {
                     confirm: &mut confirm,
                 },
             )?;
-            crate::outln!("Wrote {}", path.display());
-            crate::outln!(
+            crate::infoln!("Wrote {}", path.display());
+            crate::infoln!(
                 "Commit it; the administrator then runs `kaws admin install {} {}`.",
                 a.cluster,
                 a.name
@@ -177,12 +177,12 @@ pub fn run(cmd: AdminCommand, global: &GlobalArgs) -> Result<ExitCode> {
                     aws: global.aws(),
                 },
             )?;
-            crate::outln!(
+            crate::infoln!(
                 "Merged cluster {c}, user {name}-{c} and context {c} into {}",
                 path.display(),
                 c = a.cluster
             );
-            crate::outln!("Use it with `kubectl --context {} ...`", a.cluster);
+            crate::infoln!("Use it with `kubectl --context {} ...`", a.cluster);
         }
         AdminCommand::List(a) => {
             let cluster = ClusterName::parse(&a.cluster)?;

@@ -157,12 +157,12 @@ pub fn run(cmd: ClusterCommand, global: &GlobalArgs) -> Result<ExitCode> {
             let cluster = ClusterName::parse(&a.cluster)?;
             let repo = super::current_repo()?;
             let files = ops::cluster_reencrypt(&repo, &cluster, &a.new_key, &global.aws())?;
-            crate::outln!(
+            crate::infoln!(
                 "Re-encrypted {} keys of cluster {cluster} under {}.",
                 files.len(),
                 a.new_key
             );
-            crate::outln!("The keys themselves did not change: this is not revocation.");
+            crate::infoln!("The keys themselves did not change: this is not revocation.");
             Ok(ExitCode::SUCCESS)
         }
         ClusterCommand::Check(a) => check(a, global),
@@ -177,8 +177,8 @@ pub fn run(cmd: ClusterCommand, global: &GlobalArgs) -> Result<ExitCode> {
                     aws: global.aws(),
                 },
             )?;
-            crate::outln!("Renewed cluster {cluster}: {}", files.join(", "));
-            crate::outln!("Run `kaws cluster apply {cluster}` so the servers receive them.");
+            crate::infoln!("Renewed cluster {cluster}: {}", files.join(", "));
+            crate::infoln!("Run `kaws cluster apply {cluster}` so the servers receive them.");
             Ok(ExitCode::SUCCESS)
         }
         ClusterCommand::Plan(a) => terraform(Action::Plan, a.cluster, a.args, false, global),
@@ -313,13 +313,13 @@ fn init(a: InitArgs, global: &GlobalArgs) -> Result<ExitCode> {
             aws: global.aws(),
         },
     )?;
-    crate::outln!(
+    crate::infoln!(
         "Created the cluster's settings and PKI ({} files) in {}",
         report.files.len(),
         report.path.display()
     );
     for f in &report.files {
-        crate::outln!("  {f}");
+        crate::infoln!("  {f}");
     }
     Ok(ExitCode::SUCCESS)
 }

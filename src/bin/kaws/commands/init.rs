@@ -26,8 +26,8 @@ pub fn run(args: InitArgs) -> Result<ExitCode> {
         path: args.name,
         terraform_source: args.terraform_source,
     })?;
-    crate::outln!("Created the kaws repository {}", path.display());
-    crate::outln!(
+    crate::infoln!("Created the kaws repository {}", path.display());
+    crate::infoln!(
         "Next: cd {} && git init, then `kaws cluster init <CLUSTER> ...`",
         path.display()
     );
