@@ -68,7 +68,7 @@ fn b64(data: &[u8]) -> String {
     out
 }
 
-fn read_existing(path: &Path) -> Result<Option<Mapping>> {
+fn read_existing(path: &Path) -> Result<Option<Zeroizing<Vec<u8>>>> {
     let meta = match std::fs::metadata(path) {
         Ok(m) => m,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
@@ -80,7 +80,12 @@ fn read_existing(path: &Path) -> Result<Option<Mapping>> {
                 .with_hint("pass --kubeconfig with another path"),
         );
     }
-    let text = Zeroizing::new(std::fs::read(path).map_err(|e| Error::io("read", path, e))?);
+    Ok(Some(Zeroizing::new(
+        std::fs::read(path).map_err(|e| Error::io("read", path, e))?,
+    )))
+}
+
+fn parse_existing(text: &[u8], path: &Path) -> Result<Option<Mapping>> {
     if text.iter().all(u8::is_ascii_whitespace) {
         return Ok(None);
     }
@@ -88,7 +93,7 @@ fn read_existing(path: &Path) -> Result<Option<Mapping>> {
         Error::input(format!("{}: cannot be read as a kubeconfig ({why}); it was left untouched", path.display()))
             .with_hint("fix the file (`kubectl config view` shows the problem), or pass --kubeconfig with another path")
     };
-    let value: Value = serde_yaml_ng::from_slice(&text).map_err(|e| refuse(e.to_string()))?;
+    let value: Value = serde_yaml_ng::from_slice(text).map_err(|e| refuse(e.to_string()))?;
     match value {
         Value::Mapping(m) => Ok(Some(m)),
         Value::Null => Ok(None),
@@ -147,6 +152,27 @@ fn map(pairs: Vec<(&str, Value)>) -> Value {
 /// Merge `entry` into the kubeconfig at `path`, written atomically, 0600.
 pub fn merge(path: &Path, entry: &Entry<'_>) -> Result<()> {
     let existing = read_existing(path)?;
+    let text = merged(existing.as_deref().map(|v| v.as_slice()), entry, path)?;
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        if !dir.exists() {
+            std::fs::create_dir_all(dir).map_err(|e| Error::io("create", dir, e))?;
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::PermissionsExt;
+                let _ = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700));
+            }
+        }
+    }
+    fsutil::replace(path, text.as_bytes(), Mode::Private)
+}
+
+/// The merged kubeconfig text: `existing` (the file's bytes, if any) with
+/// `entry` merged in. `path` only names the file in errors.
+pub fn merged(existing: Option<&[u8]>, entry: &Entry<'_>, path: &Path) -> Result<Zeroizing<String>> {
+    let existing = match existing {
+        Some(t) => parse_existing(t, path)?,
+        None => None,
+    };
     let fresh = existing.is_none();
     let mut root = existing.unwrap_or_default();
     for (k, v) in [("apiVersion", "v1"), ("kind", "Config")] {
@@ -209,19 +235,7 @@ pub fn merge(path: &Path, entry: &Entry<'_>) -> Result<()> {
     let mut root = Value::Mapping(root);
     let text = serde_yaml_ng::to_string(&root).map(Zeroizing::new);
     wipe(&mut root);
-    let text =
-        text.map_err(|e| Error::input(format!("{}: could not write YAML: {e}", path.display())))?;
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        if !dir.exists() {
-            std::fs::create_dir_all(dir).map_err(|e| Error::io("create", dir, e))?;
-            #[cfg(unix)]
-            {
-                use std::os::unix::fs::PermissionsExt;
-                let _ = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700));
-            }
-        }
-    }
-    fsutil::replace(path, text.as_bytes(), Mode::Private)
+    text.map_err(|e| Error::input(format!("{}: could not write YAML: {e}", path.display())))
 }
 
 #[cfg(test)]

@@ -105,7 +105,12 @@ impl ClusterSettings {
             .with_hint("restore the file from git (`git checkout -- <file>`)"));
         }
         let bytes = std::fs::read(path).map_err(|e| Error::io("read", path, e))?;
-        let settings: ClusterSettings = serde_json::from_slice(&bytes).map_err(|e| {
+        Self::from_json(&bytes, path)
+    }
+
+    /// Parse and validate settings read from `path` (named in errors).
+    pub fn from_json(bytes: &[u8], path: &Path) -> Result<Self> {
+        let settings: ClusterSettings = serde_json::from_slice(bytes).map_err(|e| {
             Error::input(format!(
                 "{}: not valid cluster settings: {e}",
                 path.display()
