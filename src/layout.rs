@@ -74,6 +74,9 @@ pub const RESERVED_ADMIN_NAMES: &[&str] = &[
     "etcd",
     "etcd-client",
     "service-account",
+    "controller-manager",
+    "scheduler",
+    "bootstrap",
     "terraform",
     "main",
 ];

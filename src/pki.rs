@@ -47,6 +47,11 @@ pub enum Sans {
     Apiserver,
     /// `etcd-0..2.<domain>` (the etcd servers' DNS records), localhost.
     Etcd,
+    /// The region's EC2 private host names (`*.ec2.internal` in us-east-1,
+    /// `*.<region>.compute.internal` elsewhere): one shared certificate serves
+    /// every kubelet, and the apiserver verifies it when it dials a node by
+    /// host name (`--kubelet-certificate-authority`).
+    Node,
 }
 
 /// Which servers may decrypt a key: the boot issue's IAM policies and the
@@ -131,7 +136,7 @@ pub const CLUSTER_CERTS: &[CertSpec] = &[
         key_usages: &[KeyUsage::DigitalSignature],
         rsa_key_encipherment: true,
         ext_usages: &[ExtUsage::ClientAuth, ExtUsage::ServerAuth],
-        sans: Sans::None,
+        sans: Sans::Node,
         lifetime_days: LEAF_LIFETIME_DAYS,
         has_certificate: true,
         holder: Holder::Workers,
@@ -155,6 +160,48 @@ pub const CLUSTER_CERTS: &[CertSpec] = &[
         purpose: "the apiserver's client certificate for etcd",
         common_name: "kube-{cluster}-apiserver-etcd-client",
         organizations: &[],
+        is_ca: false,
+        key_usages: &[KeyUsage::DigitalSignature],
+        rsa_key_encipherment: true,
+        ext_usages: &[ExtUsage::ClientAuth],
+        sans: Sans::None,
+        lifetime_days: LEAF_LIFETIME_DAYS,
+        has_certificate: true,
+        holder: Holder::Controllers,
+    },
+    CertSpec {
+        stem: "controller-manager",
+        purpose: "kube-controller-manager's client certificate",
+        common_name: "system:kube-controller-manager",
+        organizations: &[],
+        is_ca: false,
+        key_usages: &[KeyUsage::DigitalSignature],
+        rsa_key_encipherment: true,
+        ext_usages: &[ExtUsage::ClientAuth],
+        sans: Sans::None,
+        lifetime_days: LEAF_LIFETIME_DAYS,
+        has_certificate: true,
+        holder: Holder::Controllers,
+    },
+    CertSpec {
+        stem: "scheduler",
+        purpose: "kube-scheduler's client certificate",
+        common_name: "system:kube-scheduler",
+        organizations: &[],
+        is_ca: false,
+        key_usages: &[KeyUsage::DigitalSignature],
+        rsa_key_encipherment: true,
+        ext_usages: &[ExtUsage::ClientAuth],
+        sans: Sans::None,
+        lifetime_days: LEAF_LIFETIME_DAYS,
+        has_certificate: true,
+        holder: Holder::Controllers,
+    },
+    CertSpec {
+        stem: "bootstrap",
+        purpose: "masters apply kaws' RBAC bindings (the shared node certificate's rights) at boot; like kubeadm's admin.conf",
+        common_name: "kaws:bootstrap",
+        organizations: &["system:masters"],
         is_ca: false,
         key_usages: &[KeyUsage::DigitalSignature],
         rsa_key_encipherment: true,
@@ -230,6 +277,14 @@ pub fn sans_for(sans: Sans, settings: &ClusterSettings) -> Result<(Vec<String>, 
                 .collect();
             dns.push("localhost".into());
             (dns, vec![IpAddr::from([127, 0, 0, 1])])
+        }
+        Sans::Node => {
+            let dns = if settings.region == "us-east-1" {
+                "*.ec2.internal".to_string()
+            } else {
+                format!("*.{}.compute.internal", settings.region)
+            };
+            (vec![dns], vec![])
         }
     })
 }
@@ -578,6 +633,20 @@ mod tests {
         let (dns, ips) = sans_for(Sans::Apiserver, &settings()).unwrap();
         assert!(dns.contains(&"kubernetes.example.com".to_string()));
         assert!(ips.contains(&"10.3.0.1".parse().unwrap()));
+    }
+
+    #[test]
+    fn node_sans_follow_the_region() {
+        let mut s = settings();
+        assert_eq!(
+            sans_for(Sans::Node, &s).unwrap(),
+            (vec!["*.ec2.internal".to_string()], vec![])
+        );
+        s.region = "eu-west-1".into();
+        assert_eq!(
+            sans_for(Sans::Node, &s).unwrap().0,
+            vec!["*.eu-west-1.compute.internal".to_string()]
+        );
     }
 
     #[test]

@@ -13,6 +13,9 @@ const KEYS: &[&str] = &[
     "node",
     "etcd",
     "etcd-client",
+    "controller-manager",
+    "scheduler",
+    "bootstrap",
     "service-account",
 ];
 

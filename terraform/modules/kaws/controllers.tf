@@ -24,6 +24,9 @@ resource "aws_launch_template" "controller" {
     service_cidr       = var.service_cidr
     pod_cidr           = var.pod_cidr
     api_endpoint       = local.api_endpoint
+    kubeconfigs        = local.controller_kubeconfigs
+    rbac_files         = local.rbac_files
+    rbac_script        = local.rbac_script
   }))
 
   metadata_options {

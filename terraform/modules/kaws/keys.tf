@@ -13,24 +13,33 @@ locals {
 
   # Public material, stored as certs/<name> and fetched into /etc/kaws/<name>.
   certs = {
-    "ca.pem"              = var.ca_cert
-    "apiserver.pem"       = var.apiserver_cert
-    "node.pem"            = var.node_cert
-    "etcd.pem"            = var.etcd_cert
-    "etcd-client.pem"     = var.etcd_client_cert
-    "service-account.pub" = var.service_account_pub
+    "ca.pem"                 = var.ca_cert
+    "apiserver.pem"          = var.apiserver_cert
+    "node.pem"               = var.node_cert
+    "etcd.pem"               = var.etcd_cert
+    "etcd-client.pem"        = var.etcd_client_cert
+    "controller-manager.pem" = var.controller_manager_cert
+    "scheduler.pem"          = var.scheduler_cert
+    "bootstrap.pem"          = var.bootstrap_cert
+    "service-account.pub"    = var.service_account_pub
   }
 
   # Which role may read and decrypt which file. Nothing ever lists ca-key.pem.
   role_certs = {
-    etcd       = ["ca.pem", "etcd.pem"]
-    controller = ["ca.pem", "apiserver.pem", "etcd-client.pem", "service-account.pub"]
-    worker     = ["ca.pem", "node.pem"]
+    etcd = ["ca.pem", "etcd.pem"]
+    controller = [
+      "ca.pem", "apiserver.pem", "etcd-client.pem", "service-account.pub",
+      "controller-manager.pem", "scheduler.pem", "bootstrap.pem",
+    ]
+    worker = ["ca.pem", "node.pem"]
   }
   role_keys = {
-    etcd       = ["etcd-key.pem"]
-    controller = ["apiserver-key.pem", "service-account-key.pem", "etcd-client-key.pem"]
-    worker     = ["node-key.pem"]
+    etcd = ["etcd-key.pem"]
+    controller = [
+      "apiserver-key.pem", "service-account-key.pem", "etcd-client-key.pem",
+      "controller-manager-key.pem", "scheduler-key.pem", "bootstrap-key.pem",
+    ]
+    worker = ["node-key.pem"]
   }
 }
 

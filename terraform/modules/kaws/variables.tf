@@ -185,6 +185,21 @@ variable "etcd_client_cert" {
   description = "PEM of the client certificate kube-apiserver presents to etcd"
 }
 
+variable "controller_manager_cert" {
+  type        = string
+  description = "PEM of kube-controller-manager's client certificate (CN system:kube-controller-manager)"
+}
+
+variable "scheduler_cert" {
+  type        = string
+  description = "PEM of kube-scheduler's client certificate (CN system:kube-scheduler)"
+}
+
+variable "bootstrap_cert" {
+  type        = string
+  description = "PEM of the masters' bootstrap client certificate (O system:masters) that applies kaws' RBAC bindings at boot"
+}
+
 variable "service_account_pub" {
   type        = string
   description = "PEM of the public key that verifies service account tokens"
@@ -192,7 +207,7 @@ variable "service_account_pub" {
 
 variable "encrypted_keys" {
   type        = map(string)
-  description = "Base64 of the raw KMS CiphertextBlob of each private key, keyed by plaintext file name (apiserver-key.pem, node-key.pem, etcd-key.pem, etcd-client-key.pem, service-account-key.pem)"
+  description = "Base64 of the raw KMS CiphertextBlob of each private key, keyed by plaintext file name (apiserver-key.pem, node-key.pem, etcd-key.pem, etcd-client-key.pem, service-account-key.pem, controller-manager-key.pem, scheduler-key.pem, bootstrap-key.pem)"
 
   validation {
     condition     = !contains(keys(var.encrypted_keys), "ca-key.pem")
@@ -201,10 +216,13 @@ variable "encrypted_keys" {
 
   validation {
     condition = length(setsubtract(
-      ["apiserver-key.pem", "node-key.pem", "etcd-key.pem", "etcd-client-key.pem", "service-account-key.pem"],
+      [
+        "apiserver-key.pem", "node-key.pem", "etcd-key.pem", "etcd-client-key.pem", "service-account-key.pem",
+        "controller-manager-key.pem", "scheduler-key.pem", "bootstrap-key.pem",
+      ],
       keys(var.encrypted_keys),
     )) == 0
-    error_message = "encrypted_keys must hold apiserver-key.pem, node-key.pem, etcd-key.pem, etcd-client-key.pem and service-account-key.pem."
+    error_message = "encrypted_keys must hold apiserver-key.pem, node-key.pem, etcd-key.pem, etcd-client-key.pem, service-account-key.pem, controller-manager-key.pem, scheduler-key.pem and bootstrap-key.pem."
   }
 
   validation {

@@ -31,6 +31,7 @@ resource "aws_launch_template" "worker" {
     cni_version         = local.cni_version
     flannel_cni_version = local.flannel_cni_version
     flannel_image       = local.flannel_image
+    node_kubeconfig     = local.node_kubeconfig
   }))
 
   metadata_options {
