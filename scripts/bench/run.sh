@@ -109,7 +109,7 @@ for line in sys.stdin:
     line = line.strip()
     if line:
         ops[json.loads(line)["headers"].get("X-Amz-Target", "?").split(".")[-1]] += 1
-print(f"{sys.argv[1]:<40} {sum(ops.values()):>3} requests  " + ", ".join(f"{k} {v}" for k, v in sorted(ops.items())))
+print(f"{sys.argv[1]:<44} {sum(ops.values()):>3} requests  " + ", ".join(f"{k} {v}" for k, v in sorted(ops.items())))
 ' "$label"
 }
 say "KMS requests per command"
