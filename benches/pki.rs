@@ -85,7 +85,7 @@ fn issuance(c: &mut Criterion) {
         let s = settings(alg);
         let (ca_key, ca_pem) = ca_for(alg);
         let ca_subject = Subject::for_cluster(&pki::CA, &s).unwrap();
-        c.bench_function(&format!("ca/{}", label(alg)), |b| {
+        c.bench_function(format!("ca/{}", label(alg)), |b| {
             b.iter(|| {
                 black_box(pki::self_signed(&pki::CA, &ca_subject, &ca_key, alg.is_rsa()).unwrap())
             })
@@ -94,7 +94,7 @@ fn issuance(c: &mut Criterion) {
         let leaf_key = PrivateKey::generate(alg).unwrap();
         let leaf_subject = Subject::for_cluster(apiserver, &s).unwrap();
         let ca = Ca::new(&ca_pem, &ca_key).unwrap();
-        c.bench_function(&format!("leaf/{}", label(alg)), |b| {
+        c.bench_function(format!("leaf/{}", label(alg)), |b| {
             b.iter(|| {
                 black_box(
                     ca.sign(
@@ -176,22 +176,27 @@ fn admin(c: &mut Criterion) {
         let csr = x509::verify_csr(csr_pem.as_bytes(), path).unwrap();
         let ca_secret = ca_key.to_secret();
 
-        c.bench_function(&format!("admin/verify_csr/{}", label(alg)), |b| {
+        c.bench_function(format!("admin/verify_csr/{}", label(alg)), |b| {
             b.iter(|| black_box(x509::verify_csr(black_box(csr_pem.as_bytes()), path).unwrap()))
         });
-        c.bench_function(&format!("admin/ca_key_from_secret/{}", label(alg)), |b| {
+        c.bench_function(format!("admin/ca_key_from_secret/{}", label(alg)), |b| {
             b.iter(|| black_box(PrivateKey::from_secret(&ca_secret, "ca-key.pem").unwrap()))
         });
-        c.bench_function(&format!("admin/ca_new/{}", label(alg)), |b| {
+        c.bench_function(format!("admin/ca_new/{}", label(alg)), |b| {
             b.iter(|| black_box(Ca::new(&ca_pem, &ca_key).map(|_| ()).unwrap()))
         });
         let ca = Ca::new(&ca_pem, &ca_key).unwrap();
         let subject = Subject::for_admin(&csr.common_name, &csr.organizations);
-        c.bench_function(&format!("admin/sign_admin/{}", label(alg)), |b| {
-            b.iter(|| black_box(ca.sign_admin(&subject, &csr.spki_der, 365, csr.is_rsa).unwrap()))
+        c.bench_function(format!("admin/sign_admin/{}", label(alg)), |b| {
+            b.iter(|| {
+                black_box(
+                    ca.sign_admin(&subject, &csr.spki_der, 365, csr.is_rsa)
+                        .unwrap(),
+                )
+            })
         });
         // Everything `admin sign` computes once KMS has returned the CA key.
-        c.bench_function(&format!("admin/sign_end_to_end/{}", label(alg)), |b| {
+        c.bench_function(format!("admin/sign_end_to_end/{}", label(alg)), |b| {
             b.iter(|| {
                 let v = x509::verify_csr(csr_pem.as_bytes(), path).unwrap();
                 let k = PrivateKey::from_secret(&ca_secret, "ca-key.pem").unwrap();
