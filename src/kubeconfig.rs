@@ -168,7 +168,11 @@ pub fn merge(path: &Path, entry: &Entry<'_>) -> Result<()> {
 
 /// The merged kubeconfig text: `existing` (the file's bytes, if any) with
 /// `entry` merged in. `path` only names the file in errors.
-pub fn merged(existing: Option<&[u8]>, entry: &Entry<'_>, path: &Path) -> Result<Zeroizing<String>> {
+pub fn merged(
+    existing: Option<&[u8]>,
+    entry: &Entry<'_>,
+    path: &Path,
+) -> Result<Zeroizing<String>> {
     let existing = match existing {
         Some(t) => parse_existing(t, path)?,
         None => None,

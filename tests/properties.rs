@@ -13,7 +13,8 @@ fn csr_pem() -> String {
     let key = rcgen::KeyPair::generate().unwrap();
     let mut p = rcgen::CertificateParams::default();
     p.distinguished_name = rcgen::DistinguishedName::new();
-    p.distinguished_name.push(rcgen::DnType::CommonName, "alice");
+    p.distinguished_name
+        .push(rcgen::DnType::CommonName, "alice");
     p.serialize_request(&key).unwrap().pem().unwrap()
 }
 
