@@ -6,12 +6,16 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 src=$(pwd)
 
-step() { printf '\n\033[1m==> %s\033[0m\n' "$*"; }
+if [ -t 1 ] && [ -z "${NO_COLOR:-}" ]; then
+  step() { printf '\n\033[1m==> %s\033[0m\n' "$*"; }
+else
+  step() { printf '\n==> %s\n' "$*"; }
+fi
 
 step "Installing what is missing (moto, the aws CLI) and building kaws"
 bash scripts/setup-tools.sh
-cargo build --release --locked -q
-export PATH="$src/target/release:$PATH"
+cargo build --locked -q
+export PATH="$src/target/debug:$PATH"
 
 work=$(mktemp -d)
 moto_pid=
@@ -34,6 +38,29 @@ step "Creating a KMS key: whoever may use it is a primary administrator"
 kms_key=$(aws kms create-key --description "kaws quickstart" --query KeyMetadata.KeyId --output text)
 echo "KMS key: $kms_key"
 
+step "Creating what the cluster needs in AWS: a Route 53 zone, an EC2 key pair"
+zone_id=$(aws route53 create-hosted-zone --name quickstart.example.com --caller-reference "kaws-$$" \
+  --query HostedZone.Id --output text)
+zone_id=${zone_id#/hostedzone/}
+aws ec2 create-key-pair --key-name quickstart --query KeyName --output text
+# The emulator has no Flatcar image; any image it knows stands in for it.
+ami=$(aws ec2 describe-images --owners amazon --query 'Images[0].ImageId' --output text)
+
+# Terraform installs the AWS provider from this machine's filesystem mirror.
+mirror=$(find / -xdev -type d -name registry.terraform.io -not -path '*/.terraform/*' 2>/dev/null | head -n 1)
+cat >"$work/terraform.rc" <<TF
+provider_installation {
+  filesystem_mirror {
+    path    = "$(dirname "$mirror")"
+    include = ["registry.terraform.io/*/*"]
+  }
+  direct {
+    exclude = ["registry.terraform.io/*/*"]
+  }
+}
+TF
+export TF_CLI_CONFIG_FILE="$work/terraform.rc" CHECKPOINT_DISABLE=1
+
 step "kaws init: a new kaws repository (a git repository of settings, certificates and encrypted keys)"
 cd "$work"
 kaws init infra
@@ -41,7 +68,8 @@ cd infra
 git init -q .
 
 step "kaws cluster init: the cluster's settings and PKI, every private key sealed by KMS"
-kaws cluster init demo --domain example.com --zone-id Z0QUICKSTART --kms-key "$kms_key" --ssh-key demo-key
+kaws cluster init demo --domain quickstart.example.com --zone-id "$zone_id" --kms-key "$kms_key" \
+  --ssh-key quickstart --ami "$ami"
 
 step "openssl, an independent judge, verifies the chain"
 (cd clusters/demo && openssl verify -CAfile ca.pem apiserver.pem node.pem etcd.pem etcd-client.pem)
@@ -56,5 +84,33 @@ step "In an emergency, the aws CLI alone recovers a key (here: checked against i
 step "kaws cluster reencrypt: the keys move to a new KMS key (not revocation: the keys stay the same)"
 new_key=$(aws kms create-key --description "kaws quickstart, rotated" --query KeyMetadata.KeyId --output text)
 kaws cluster reencrypt demo --new-key "$new_key"
+
+step "kaws admin create: a new administrator (alice) makes her key, sealed by her own KMS key, and a CSR"
+alice_key=$(aws kms create-key --description "alice" --query KeyMetadata.KeyId --output text)
+kaws admin create demo alice --kms-key "$alice_key" --group system:masters | tee "$work/alice.txt"
+fingerprint=$(awk '/^Public key fingerprint/ {print $NF}' "$work/alice.txt")
+
+step "kaws admin sign: a primary administrator checks the fingerprint alice gave out of band, and signs"
+kaws admin sign demo alice --fingerprint "$fingerprint" --yes
+
+step "kaws admin install: alice merges her credentials into her kubeconfig"
+kaws admin install demo alice
+kubectl config get-contexts
+kaws admin list demo
+
+step "kaws cluster check: every certificate, key and administrator verified"
+kaws cluster check demo
+
+step "kaws cluster plan / apply: the real Terraform builds the cluster in the emulator (about two minutes)"
+kaws cluster plan demo -- -no-color -compact-warnings >"$work/plan.txt"
+grep -E '^Plan:' "$work/plan.txt"
+kaws cluster apply demo -- -auto-approve -no-color -compact-warnings | grep -E '^(Apply complete|Outputs)'
+kaws cluster output demo
+
+step "A second plan finds nothing to change"
+kaws cluster plan demo -- -detailed-exitcode -no-color >/dev/null && echo "No changes."
+
+step "kaws cluster destroy: everything the cluster made in AWS is removed"
+kaws cluster destroy demo -- -auto-approve -no-color | grep -E '^Destroy complete'
 
 printf '\nQuickstart finished: every step above ran against the local emulator.\n'
