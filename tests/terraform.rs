@@ -420,3 +420,166 @@ fn missing_terraform_is_one_clear_sentence() {
         stderr(&out)
     );
 }
+
+/// `--state-bucket`: the state lives in S3 with S3-native locking, and the
+/// lock is released after the apply.
+#[test]
+fn s3_backend_applies_and_releases_its_lock() {
+    let w = World::new();
+    let (zone, ami) = w.aws_fixtures("kaws-s3.example.com", "kaws-s3");
+    w.aws_ok(&["s3api", "create-bucket", "--bucket", "kaws-state-e2e"]);
+    let key = w.kms_key();
+    let out = w.cluster_init(
+        "s3",
+        &key,
+        &[
+            "--domain",
+            "kaws-s3.example.com",
+            "--zone-id",
+            &zone,
+            "--ssh-key",
+            "kaws-s3",
+            "--ami",
+            &ami,
+            "--state-bucket",
+            "kaws-state-e2e",
+        ],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    // A targeted apply: the backend and its lock are what this test is about.
+    let out = tf(
+        &w,
+        &[
+            "cluster",
+            "apply",
+            "s3",
+            "--",
+            "-auto-approve",
+            "-no-color",
+            "-target=module.kaws.aws_vpc.network",
+        ],
+    );
+    assert!(out.status.success());
+    assert!(
+        !w.cluster_dir("s3").join("terraform.tfstate").exists(),
+        "no local state"
+    );
+    let objects = w.aws_ok(&[
+        "s3api",
+        "list-objects-v2",
+        "--bucket",
+        "kaws-state-e2e",
+        "--query",
+        "Contents[].Key",
+        "--output",
+        "text",
+    ]);
+    assert!(objects.contains("kaws/s3/terraform.tfstate"), "{objects}");
+    assert!(
+        !objects.contains(".tflock"),
+        "the lock was released: {objects}"
+    );
+    let state = w.aws_ok(&[
+        "s3",
+        "cp",
+        "s3://kaws-state-e2e/kaws/s3/terraform.tfstate",
+        "-",
+    ]);
+    assert!(state.contains("aws_vpc"), "the state records the VPC");
+    assert!(!state.contains("PRIVATE KEY"));
+    let out = tf(
+        &w,
+        &[
+            "cluster",
+            "destroy",
+            "s3",
+            "--",
+            "-auto-approve",
+            "-no-color",
+            "-target=module.kaws.aws_vpc.network",
+        ],
+    );
+    assert!(out.status.success());
+    let objects = w.aws_ok(&[
+        "s3api",
+        "list-objects-v2",
+        "--bucket",
+        "kaws-state-e2e",
+        "--query",
+        "Contents[].Key",
+        "--output",
+        "text",
+    ]);
+    assert!(!objects.contains(".tflock"), "{objects}");
+}
+
+/// `terraform init` runs on first use and when the entry point changes, not before every command.
+#[test]
+fn init_runs_only_when_needed_and_terraform_source_is_honoured() {
+    let w = World::new();
+    let out = w
+        .kaws_in(w.tmp.path())
+        .args([
+            "init",
+            "other",
+            "--terraform-source",
+            "../../terraform/modules/kaws",
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let cfg: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(w.tmp.path().join("other/kaws.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(cfg["terraform_source"], "../../terraform/modules/kaws");
+    let out = w
+        .kaws_in(w.tmp.path())
+        .args(["init", "bad", "--terraform-source", "x\" { }"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(3));
+
+    let key = w.kms_key();
+    assert!(w
+        .cluster_init("lazy", &key, &["--ami", "ami-12345678"])
+        .status
+        .success());
+    let plan = |w: &World| {
+        w.kaws_tf()
+            .args([
+                "-v",
+                "cluster",
+                "plan",
+                "lazy",
+                "--",
+                "-no-color",
+                "-refresh=false",
+                "-lock=false",
+            ])
+            .output()
+            .unwrap()
+    };
+    let first = plan(&w);
+    assert!(
+        stderr(&first).contains("running terraform init"),
+        "{}",
+        stderr(&first)
+    );
+    let second = plan(&w);
+    assert!(
+        stderr(&second).contains("terraform init not needed"),
+        "{}",
+        stderr(&second)
+    );
+    // A changed entry point means init again.
+    let main = w.cluster_dir("lazy").join("main.tf");
+    let text = std::fs::read_to_string(&main).unwrap();
+    std::fs::write(&main, format!("{text}\n# a comment\n")).unwrap();
+    let third = plan(&w);
+    assert!(
+        stderr(&third).contains("running terraform init"),
+        "{}",
+        stderr(&third)
+    );
+}
