@@ -266,7 +266,9 @@ impl ClusterDir {
 
     /// Administrators with a CSR, a certificate or a key in this cluster.
     pub fn admins(&self) -> Result<Vec<AdminName>> {
-        let mut out = Vec::new();
+        // A set: each administrator has up to three files, and a cluster may
+        // have thousands of administrators.
+        let mut out = std::collections::BTreeSet::new();
         let entries = std::fs::read_dir(&self.dir).map_err(|e| Error::io("list", &self.dir, e))?;
         for entry in entries {
             let entry = entry.map_err(|e| Error::io("list", &self.dir, e))?;
@@ -278,13 +280,10 @@ impl ClusterDir {
                 .or_else(|| file.strip_suffix("-key.pem.encrypted"))
                 .or_else(|| file.strip_suffix(".pem"));
             if let Some(Ok(a)) = stem.map(AdminName::parse) {
-                if !out.contains(&a) {
-                    out.push(a);
-                }
+                out.insert(a);
             }
         }
-        out.sort();
-        Ok(out)
+        Ok(out.into_iter().collect())
     }
 }
 

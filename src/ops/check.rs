@@ -73,8 +73,9 @@ impl CheckReport {
     }
 }
 
-struct CaInfo {
-    der: Vec<u8>,
+/// The cluster CA, parsed once and shared by every check.
+struct CaInfo<'a> {
+    cert: X509Certificate<'a>,
     name: String,
 }
 
@@ -105,7 +106,7 @@ fn check_cert(
     spec: &CertSpec,
     expected_cn: Option<&str>,
     sans: &(Vec<String>, Vec<IpAddr>),
-    ca: &CaInfo,
+    ca: &CaInfo<'_>,
     now: OffsetDateTime,
 ) {
     let not_after = cert.validity().not_after.to_datetime();
@@ -124,16 +125,11 @@ fn check_cert(
         );
     }
     // The chain: the CA's key must have signed it.
-    match X509Certificate::from_der(&ca.der) {
-        Ok((_, ca_cert)) => {
-            if cert.verify_signature(Some(ca_cert.public_key())).is_err() {
-                f.fail(State::Invalid, format!("not signed by {}", ca.name));
-            }
-            if cert.issuer().as_raw() != ca_cert.subject().as_raw() {
-                f.fail(State::Invalid, "its issuer is not the cluster CA's subject");
-            }
-        }
-        Err(_) => f.fail(State::Invalid, "the CA certificate does not parse"),
+    if cert.verify_signature(Some(ca.cert.public_key())).is_err() {
+        f.fail(State::Invalid, format!("not signed by {}", ca.name));
+    }
+    if cert.issuer().as_raw() != ca.cert.subject().as_raw() {
+        f.fail(State::Invalid, "its issuer is not the cluster CA's subject");
     }
     if let Some(cn) = expected_cn {
         let got = cert
@@ -231,7 +227,7 @@ fn check_cert_file(
     spec: &CertSpec,
     expected_cn: Option<&str>,
     sans: &(Vec<String>, Vec<IpAddr>),
-    ca: &CaInfo,
+    ca: &CaInfo<'_>,
     now: OffsetDateTime,
 ) -> Option<Vec<u8>> {
     let der =
@@ -330,8 +326,20 @@ pub fn cluster_check(
                     "without its CA nothing in the cluster can be checked; restore ca.pem from git",
                 )),
         };
+    let ca_cert = match X509Certificate::from_der(&ca_der) {
+        Ok((_, c)) => c,
+        Err(e) => {
+            return Err(Error::new(
+                ErrorKind::CheckFailed,
+                format!("{}: not a valid certificate ({e})", ca_path.display()),
+            )
+            .with_hint(
+                "without its CA nothing in the cluster can be checked; restore ca.pem from git",
+            ))
+        }
+    };
     let ca = CaInfo {
-        der: ca_der,
+        cert: ca_cert,
         name: pki::CA.common_name.replace("{cluster}", cluster.as_str()),
     };
 
@@ -438,7 +446,7 @@ pub fn cluster_check(
 fn check_admins(
     dir: &layout::ClusterDir,
     _cluster: &ClusterName,
-    ca: &CaInfo,
+    ca: &CaInfo<'_>,
     now: OffsetDateTime,
 ) -> Result<Vec<Finding>> {
     let admins = dir.admins()?;
@@ -472,7 +480,7 @@ fn check_admins(
 fn check_admin(
     dir: &layout::ClusterDir,
     name: &AdminName,
-    ca: &CaInfo,
+    ca: &CaInfo<'_>,
     no_sans: &(Vec<String>, Vec<IpAddr>),
     now: OffsetDateTime,
 ) -> Finding {
