@@ -68,10 +68,16 @@ basicConstraints = critical,CA:FALSE
 keyUsage = $leaf_ku
 extendedKeyUsage = clientAuth
 authorityKeyIdentifier = keyid
+
+[client]
+basicConstraints = critical,CA:FALSE
+keyUsage = $leaf_ku
+extendedKeyUsage = clientAuth
+authorityKeyIdentifier = keyid
 EOF
 
 # 1. Keys, plaintext on disk.
-for stem in ca apiserver node etcd etcd-client service-account; do
+for stem in ca apiserver node etcd etcd-client controller-manager scheduler bootstrap service-account; do
   genkey "$tmp/$stem-key.pem"
 done
 
@@ -81,20 +87,23 @@ openssl req -x509 -new -key "$tmp/ca-key.pem" -days 3650 -sha256 \
   -out "$out/ca.pem" 2>/dev/null
 
 # 3. Each leaf: a CSR, then `openssl x509 -req` signs it with the CA.
-sign() { # stem subject
+sign() { # stem subject [extensions section]
   openssl req -new -key "$tmp/$1-key.pem" -subj "$2" -out "$tmp/$1.csr"
   openssl x509 -req -in "$tmp/$1.csr" -CA "$out/ca.pem" -CAkey "$tmp/ca-key.pem" \
     -CAcreateserial -CAserial "$tmp/ca.srl" -days 365 -sha256 \
-    -extfile "$tmp/ext.cnf" -extensions "$1" -out "$out/$1.pem" 2>/dev/null
+    -extfile "$tmp/ext.cnf" -extensions "${3:-$1}" -out "$out/$1.pem" 2>/dev/null
 }
 sign apiserver "/CN=kube-$cluster-apiserver"
 sign node "/O=system:nodes/CN=kube-$cluster-node"
 sign etcd "/CN=kube-$cluster-etcd"
 sign etcd-client "/CN=kube-$cluster-apiserver-etcd-client"
+sign controller-manager "/CN=system:kube-controller-manager" client
+sign scheduler "/CN=system:kube-scheduler" client
+sign bootstrap "/O=system:masters/CN=kaws:bootstrap" client
 openssl pkey -in "$tmp/service-account-key.pem" -pubout -out "$out/service-account.pub"
 
 # 4. One `aws kms encrypt` per private key.
-for stem in ca apiserver node etcd etcd-client service-account; do
+for stem in ca apiserver node etcd etcd-client controller-manager scheduler bootstrap service-account; do
   aws kms encrypt --key-id "$kms_key" --plaintext "fileb://$tmp/$stem-key.pem" \
     --encryption-context "kaws:cluster=$cluster,kaws:file=$stem-key.pem" \
     --query CiphertextBlob --output text | base64 -d >"$out/$stem-key.pem.encrypted"
