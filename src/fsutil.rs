@@ -88,6 +88,31 @@ pub fn replace(path: &Path, contents: &[u8], mode: Mode) -> Result<()> {
     sync_dir(parent_of(path))
 }
 
+/// An empty temporary directory beside `path`, on the same file system, so
+/// that it can be renamed onto `path`.
+fn staging_dir_beside(path: &Path) -> Result<tempfile::TempDir> {
+    let parent = parent_of(path);
+    tempfile::Builder::new()
+        .prefix(TEMP_PREFIX)
+        .tempdir_in(parent)
+        .map_err(|e| Error::io("create a staging directory in", parent, e))
+}
+
+/// Read a file of at most `max` bytes; a larger one is refused before it
+/// is read, as no file kaws reads is legitimately that large.
+pub fn read_limited(path: &Path, max: u64, what: &str, hint: &str) -> Result<Vec<u8>> {
+    let meta = fs::metadata(path).map_err(|e| Error::io("read", path, e))?;
+    if meta.len() > max {
+        return Err(Error::input(format!(
+            "{}: {} bytes is too large for {what} (at most {max})",
+            path.display(),
+            meta.len()
+        ))
+        .with_hint(hint.to_string()));
+    }
+    fs::read(path).map_err(|e| Error::io("read", path, e))
+}
+
 /// A directory built aside and renamed into place as a whole.
 pub struct Staging {
     dir: tempfile::TempDir,
@@ -97,11 +122,7 @@ pub struct Staging {
 impl Staging {
     /// Start building what will become `target` (which must not exist).
     pub fn new(target: &Path) -> Result<Self> {
-        let parent = parent_of(target);
-        let dir = tempfile::Builder::new()
-            .prefix(TEMP_PREFIX)
-            .tempdir_in(parent)
-            .map_err(|e| Error::io("create a staging directory in", parent, e))?;
+        let dir = staging_dir_beside(target)?;
         Ok(Staging {
             dir,
             target: target.to_path_buf(),
@@ -182,11 +203,7 @@ fn link_tree(from: &Path, to: &Path) -> Result<()> {
 
 impl Rewrite {
     pub fn new(dir: &Path) -> Result<Self> {
-        let parent = parent_of(dir);
-        let staging = tempfile::Builder::new()
-            .prefix(TEMP_PREFIX)
-            .tempdir_in(parent)
-            .map_err(|e| Error::io("create a staging directory in", parent, e))?;
+        let staging = staging_dir_beside(dir)?;
         link_tree(dir, staging.path())?;
         Ok(Rewrite {
             dir: dir.to_path_buf(),

@@ -95,16 +95,12 @@ impl ClusterSettings {
 
     /// Read and validate the settings file at `path`.
     pub fn load(path: &Path) -> Result<Self> {
-        let meta = std::fs::metadata(path).map_err(|e| Error::io("read", path, e))?;
-        if meta.len() > MAX_SETTINGS_BYTES {
-            return Err(Error::input(format!(
-                "{}: {} bytes is too large for a settings file",
-                path.display(),
-                meta.len()
-            ))
-            .with_hint("restore the file from git (`git checkout -- <file>`)"));
-        }
-        let bytes = std::fs::read(path).map_err(|e| Error::io("read", path, e))?;
+        let bytes = crate::fsutil::read_limited(
+            path,
+            MAX_SETTINGS_BYTES,
+            "a settings file",
+            "restore the file from git (`git checkout -- <file>`)",
+        )?;
         Self::from_json(&bytes, path)
     }
 

@@ -24,16 +24,12 @@ pub const MAX_PEM_BYTES: u64 = 64 * 1024;
 
 /// Read a small PEM file, refusing oversized ones before reading them.
 pub fn read_pem_file(path: &Path) -> Result<Vec<u8>> {
-    let meta = std::fs::metadata(path).map_err(|e| Error::io("read", path, e))?;
-    if meta.len() > MAX_PEM_BYTES {
-        return Err(Error::input(format!(
-            "{}: {} bytes is too large for a PEM file (at most {MAX_PEM_BYTES})",
-            path.display(),
-            meta.len()
-        ))
-        .with_hint("this is not a file kaws wrote; restore it from git"));
-    }
-    std::fs::read(path).map_err(|e| Error::io("read", path, e))
+    crate::fsutil::read_limited(
+        path,
+        MAX_PEM_BYTES,
+        "a PEM file",
+        "this is not a file kaws wrote; restore it from git",
+    )
 }
 
 /// Decode the single PEM block of `tag` in `bytes`.

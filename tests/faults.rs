@@ -301,22 +301,8 @@ fn sigkill_at_any_moment_leaves_nothing_half_made() {
         seed ^= seed << 17;
         let delay = Duration::from_micros(seed % (full + 1));
         let name = format!("kill-{i}");
-        let mut cmd = w.kaws();
-        cmd.args([
-            "cluster",
-            "init",
-            &name,
-            "--domain",
-            "example.com",
-            "--zone-id",
-            "Z1",
-            "--kms-key",
-            &key,
-            "--ssh-key",
-            "k",
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
+        let mut cmd = w.init_cmd(&name, &key);
+        cmd.stdout(Stdio::null()).stderr(Stdio::null());
         let mut child = cmd.spawn().unwrap();
         std::thread::sleep(delay);
         let _ = child.kill();
@@ -363,21 +349,8 @@ fn kms_faults_are_retried_then_fail_clearly_and_write_nothing() {
     ] {
         let p = proxy::start(&upstream, fault, 2);
         let out = w
-            .kaws()
+            .init_cmd(name, &key)
             .env("AWS_ENDPOINT_URL", &p.url)
-            .args([
-                "cluster",
-                "init",
-                name,
-                "--domain",
-                "example.com",
-                "--zone-id",
-                "Z1",
-                "--kms-key",
-                &key,
-                "--ssh-key",
-                "k",
-            ])
             .output()
             .unwrap();
         assert!(out.status.success(), "{fault:?}: {}", stderr(&out));
@@ -388,21 +361,8 @@ fn kms_faults_are_retried_then_fail_clearly_and_write_nothing() {
     // Slow answers are waited for.
     let p = proxy::start(&upstream, Fault::Slow(Duration::from_millis(800)), 3);
     let out = w
-        .kaws()
+        .init_cmd("slow", &key)
         .env("AWS_ENDPOINT_URL", &p.url)
-        .args([
-            "cluster",
-            "init",
-            "slow",
-            "--domain",
-            "example.com",
-            "--zone-id",
-            "Z1",
-            "--kms-key",
-            &key,
-            "--ssh-key",
-            "k",
-        ])
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
@@ -412,21 +372,8 @@ fn kms_faults_are_retried_then_fail_clearly_and_write_nothing() {
     let p = proxy::start(&upstream, Fault::ServerError, usize::MAX);
     let t = Instant::now();
     let out = w
-        .kaws()
+        .init_cmd("never", &key)
         .env("AWS_ENDPOINT_URL", &p.url)
-        .args([
-            "cluster",
-            "init",
-            "never",
-            "--domain",
-            "example.com",
-            "--zone-id",
-            "Z1",
-            "--kms-key",
-            &key,
-            "--ssh-key",
-            "k",
-        ])
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(5), "{}", stderr(&out));
@@ -443,21 +390,8 @@ fn kms_faults_are_retried_then_fail_clearly_and_write_nothing() {
     };
     let t = Instant::now();
     let out = w
-        .kaws()
+        .init_cmd("dead", &key)
         .env("AWS_ENDPOINT_URL", &dead)
-        .args([
-            "cluster",
-            "init",
-            "dead",
-            "--domain",
-            "example.com",
-            "--zone-id",
-            "Z1",
-            "--kms-key",
-            &key,
-            "--ssh-key",
-            "k",
-        ])
         .output()
         .unwrap();
     assert!(t.elapsed() < Duration::from_secs(30), "{:?}", t.elapsed());

@@ -182,6 +182,26 @@ impl World {
         self.kaws().args(args).output().unwrap()
     }
 
+    /// `kaws cluster init CLUSTER` with the usual test settings, for tests
+    /// that change its environment or how it runs.
+    pub fn init_cmd(&self, cluster: &str, key: &str) -> Command {
+        let mut c = self.kaws();
+        c.args([
+            "cluster",
+            "init",
+            cluster,
+            "--domain",
+            "example.com",
+            "--zone-id",
+            "Z1",
+            "--kms-key",
+            key,
+            "--ssh-key",
+            "k",
+        ]);
+        c
+    }
+
     /// Every file under the repository with its content, to compare before and after.
     pub fn snapshot(&self) -> Vec<(PathBuf, Vec<u8>)> {
         let mut out = Vec::new();
