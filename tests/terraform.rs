@@ -583,3 +583,102 @@ fn init_runs_only_when_needed_and_terraform_source_is_honoured() {
         stderr(&third)
     );
 }
+
+/// Ctrl-C goes to the whole foreground process group: Terraform stops
+/// cleanly, kaws waits for it and exits with Terraform's status, and no
+/// state lock is left behind.
+#[test]
+fn ctrl_c_reaches_terraform_and_kaws_waits_for_it() {
+    use std::os::unix::process::CommandExt;
+    let w = World::new();
+    let (zone, ami) = w.aws_fixtures("kaws-int.example.com", "kaws-int");
+    let key = w.kms_key();
+    let out = w.cluster_init(
+        "int",
+        &key,
+        &[
+            "--domain",
+            "kaws-int.example.com",
+            "--zone-id",
+            &zone,
+            "--ssh-key",
+            "kaws-int",
+            "--ami",
+            &ami,
+        ],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    // Initialise first, so the interrupt lands in the apply itself.
+    assert!(tf(
+        &w,
+        &[
+            "cluster",
+            "plan",
+            "int",
+            "--",
+            "-no-color",
+            "-refresh=false"
+        ]
+    )
+    .status
+    .success());
+    let mut child = w
+        .kaws_tf()
+        .args([
+            "cluster",
+            "apply",
+            "int",
+            "--",
+            "-auto-approve",
+            "-no-color",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .process_group(0)
+        .spawn()
+        .unwrap();
+    // Let the apply start creating resources (the NLB alone takes a minute).
+    std::thread::sleep(std::time::Duration::from_secs(12));
+    let pgid = child.id();
+    let sent = std::process::Command::new("kill")
+        .args(["-s", "INT", "--", &format!("-{pgid}")])
+        .status()
+        .unwrap();
+    assert!(sent.success());
+    let out = child.wait_with_output().unwrap();
+    let text = format!("{}{}", stdout(&out), stderr(&out));
+    // kaws did not die of the signal: it waited and passed on Terraform's status.
+    use std::os::unix::process::ExitStatusExt;
+    assert_eq!(
+        out.status.signal(),
+        None,
+        "kaws was killed by the signal: {text}"
+    );
+    assert!(
+        text.contains("Interrupt received") || text.contains("interrupted"),
+        "{text}"
+    );
+    let dir = w.cluster_dir("int");
+    assert!(
+        !dir.join(".terraform.tfstate.lock.info").exists(),
+        "the state lock was released"
+    );
+    // Whatever Terraform had written of the state is whole JSON.
+    if let Ok(text) = std::fs::read_to_string(dir.join("terraform.tfstate")) {
+        let state: serde_json::Value = serde_json::from_str(&text).expect("the state is whole");
+        assert!(state["resources"].is_array());
+    }
+    // The lock is free: the destroy goes through.
+    let out = tf(
+        &w,
+        &[
+            "cluster",
+            "destroy",
+            "int",
+            "--",
+            "-auto-approve",
+            "-no-color",
+        ],
+    );
+    assert!(out.status.success());
+}
