@@ -622,7 +622,7 @@ fn ctrl_c_reaches_terraform_and_kaws_waits_for_it() {
     )
     .status
     .success());
-    let mut child = w
+    let child = w
         .kaws_tf()
         .args([
             "cluster",
