@@ -17,37 +17,6 @@ use serde_json::Value;
 
 const CLUSTER: &str = "boot";
 const DOMAIN: &str = "kaws-boot.example.com";
-const KEY_PAIR: &str = "kaws-boot";
-
-fn json(s: &str) -> Value {
-    serde_json::from_str(s).unwrap_or_else(|e| panic!("{e}: {s}"))
-}
-
-fn tf(w: &World, args: &[&str]) -> std::process::Output {
-    let out = w.kaws_tf().args(args).output().unwrap();
-    if !out.status.success() {
-        eprintln!("kaws {args:?} failed:\n{}\n{}", stdout(&out), stderr(&out));
-    }
-    out
-}
-
-/// User data as EC2 returns it: base64 of gzip (or of plain text).
-fn decode_user_data(b64: &str) -> String {
-    let raw = b64decode(b64);
-    assert!(!raw.is_empty(), "empty user data");
-    if !raw.starts_with(&[0x1f, 0x8b]) {
-        return String::from_utf8(raw).unwrap();
-    }
-    use std::io::Write;
-    let mut child = std::process::Command::new("gzip")
-        .arg("-dc")
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    child.stdin.take().unwrap().write_all(&raw).unwrap();
-    String::from_utf8(child.wait_with_output().unwrap().stdout).unwrap()
-}
 
 /// RFC 3986 percent-decoding, for `data:,` URLs.
 fn percent_decode(s: &str) -> String {
@@ -650,23 +619,7 @@ fn role_policy(w: &World, role: &str) -> (BTreeSet<String>, String) {
 #[test]
 fn servers_boot_with_their_own_identities_and_keys_only_in_tmpfs() {
     let w = World::new();
-    let (zone, ami) = w.aws_fixtures(DOMAIN, KEY_PAIR);
-    let key = w.kms_key();
-    let out = w.cluster_init(
-        CLUSTER,
-        &key,
-        &[
-            "--domain",
-            DOMAIN,
-            "--zone-id",
-            &zone,
-            "--ssh-key",
-            KEY_PAIR,
-            "--ami",
-            &ami,
-        ],
-    );
-    assert!(out.status.success(), "{}", stderr(&out));
+    w.applyable_cluster(CLUSTER, &[]);
     let out = tf(
         &w,
         &[

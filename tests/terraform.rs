@@ -6,56 +6,10 @@ mod common;
 use common::*;
 use serde_json::Value;
 
-fn json(s: &str) -> Value {
-    serde_json::from_str(s).unwrap_or_else(|e| panic!("{e}: {s}"))
-}
-
-/// Run a kaws Terraform command; print its output when it fails.
-fn tf(w: &World, args: &[&str]) -> std::process::Output {
-    let out = w.kaws_tf().args(args).output().unwrap();
-    if !out.status.success() {
-        eprintln!("kaws {args:?} failed:\n{}\n{}", stdout(&out), stderr(&out));
-    }
-    out
-}
-
-fn decode_user_data(b64: &str) -> String {
-    let raw = b64decode(b64);
-    if raw.starts_with(&[0x1f, 0x8b]) {
-        use std::io::Write;
-        let mut child = std::process::Command::new("gzip")
-            .arg("-dc")
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        child.stdin.take().unwrap().write_all(&raw).unwrap();
-        String::from_utf8_lossy(&child.wait_with_output().unwrap().stdout).to_string()
-    } else {
-        String::from_utf8_lossy(&raw).to_string()
-    }
-}
-
 #[test]
 fn apply_builds_the_secure_topology_then_plan_is_clean_and_destroy_leaves_nothing() {
     let w = World::new();
-    let (zone, ami) = w.aws_fixtures("kaws-e2e.example.com", "kaws-e2e");
-    let key = w.kms_key();
-    let out = w.cluster_init(
-        "e2e",
-        &key,
-        &[
-            "--domain",
-            "kaws-e2e.example.com",
-            "--zone-id",
-            &zone,
-            "--ssh-key",
-            "kaws-e2e",
-            "--ami",
-            &ami,
-        ],
-    );
-    assert!(out.status.success(), "{}", stderr(&out));
+    let zone = w.applyable_cluster("e2e", &[]);
 
     let out = tf(
         &w,
@@ -426,26 +380,8 @@ fn missing_terraform_is_one_clear_sentence() {
 #[test]
 fn s3_backend_applies_and_releases_its_lock() {
     let w = World::new();
-    let (zone, ami) = w.aws_fixtures("kaws-s3.example.com", "kaws-s3");
     w.aws_ok(&["s3api", "create-bucket", "--bucket", "kaws-state-e2e"]);
-    let key = w.kms_key();
-    let out = w.cluster_init(
-        "s3",
-        &key,
-        &[
-            "--domain",
-            "kaws-s3.example.com",
-            "--zone-id",
-            &zone,
-            "--ssh-key",
-            "kaws-s3",
-            "--ami",
-            &ami,
-            "--state-bucket",
-            "kaws-state-e2e",
-        ],
-    );
-    assert!(out.status.success(), "{}", stderr(&out));
+    w.applyable_cluster("s3", &["--state-bucket", "kaws-state-e2e"]);
     // A targeted apply: the backend and its lock are what this test is about.
     let out = tf(
         &w,
@@ -591,23 +527,7 @@ fn init_runs_only_when_needed_and_terraform_source_is_honoured() {
 fn ctrl_c_reaches_terraform_and_kaws_waits_for_it() {
     use std::os::unix::process::CommandExt;
     let w = World::new();
-    let (zone, ami) = w.aws_fixtures("kaws-int.example.com", "kaws-int");
-    let key = w.kms_key();
-    let out = w.cluster_init(
-        "int",
-        &key,
-        &[
-            "--domain",
-            "kaws-int.example.com",
-            "--zone-id",
-            &zone,
-            "--ssh-key",
-            "kaws-int",
-            "--ami",
-            &ami,
-        ],
-    );
-    assert!(out.status.success(), "{}", stderr(&out));
+    w.applyable_cluster("int", &[]);
     // Initialise first, so the interrupt lands in the apply itself.
     assert!(tf(
         &w,

@@ -347,6 +347,31 @@ impl World {
         c
     }
 
+    /// A cluster ready for `kaws cluster apply`: its own hosted zone
+    /// (`kaws-<cluster>.example.com`), key pair (`kaws-<cluster>`), KMS key
+    /// and an AMI moto knows, so that Terraform tests can share one moto.
+    /// Returns the hosted zone id.
+    pub fn applyable_cluster(&self, cluster: &str, extra: &[&str]) -> String {
+        let domain = format!("kaws-{cluster}.example.com");
+        let key_pair = format!("kaws-{cluster}");
+        let (zone, ami) = self.aws_fixtures(&domain, &key_pair);
+        let key = self.kms_key();
+        let mut args = vec![
+            "--domain",
+            &domain,
+            "--zone-id",
+            &zone,
+            "--ssh-key",
+            &key_pair,
+            "--ami",
+            &ami,
+        ];
+        args.extend(extra);
+        let out = self.cluster_init(cluster, &key, &args);
+        assert!(out.status.success(), "{}", stderr(&out));
+        zone
+    }
+
     /// A hosted zone, an EC2 key pair and an AMI that moto knows.
     pub fn aws_fixtures(&self, domain: &str, key_name: &str) -> (String, String) {
         let zone = self.aws_ok(&[
@@ -384,4 +409,36 @@ impl World {
         ]);
         (zone, ami)
     }
+}
+
+/// Parse JSON a command printed, showing it when it does not parse.
+pub fn json(s: &str) -> serde_json::Value {
+    serde_json::from_str(s).unwrap_or_else(|e| panic!("{e}: {s}"))
+}
+
+/// Run a kaws Terraform command; print its output when it fails.
+pub fn tf(w: &World, args: &[&str]) -> std::process::Output {
+    let out = w.kaws_tf().args(args).output().unwrap();
+    if !out.status.success() {
+        eprintln!("kaws {args:?} failed:\n{}\n{}", stdout(&out), stderr(&out));
+    }
+    out
+}
+
+/// User data as EC2 returns it: base64 of gzip (or of plain text).
+pub fn decode_user_data(b64: &str) -> String {
+    let raw = b64decode(b64);
+    assert!(!raw.is_empty(), "empty user data");
+    if !raw.starts_with(&[0x1f, 0x8b]) {
+        return String::from_utf8(raw).unwrap();
+    }
+    use std::io::Write;
+    let mut child = std::process::Command::new("gzip")
+        .arg("-dc")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(&raw).unwrap();
+    String::from_utf8(child.wait_with_output().unwrap().stdout).unwrap()
 }
