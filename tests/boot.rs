@@ -133,6 +133,12 @@ fn check_common(role: &str, ign: &Server) {
     assert!(keys.contains("ExecStart=/opt/kaws/bin/kaws-decrypt-keys"));
     assert!(keys.contains("EnvironmentFile=/etc/kaws/kaws.env"));
     assert!(ign.files.contains_key("/opt/kaws/bin/kaws-decrypt-keys"));
+    // No cached "no such name" for records created after the servers.
+    assert!(
+        ign.file("/etc/systemd/resolved.conf.d/kaws.conf")
+            .contains("Cache=no-negative"),
+        "{role}"
+    );
 
     let certs = ign.env_list("KAWS_CERTS");
     let key_list = ign.env_list("KAWS_KEYS");

@@ -47,6 +47,16 @@ locals {
         contents  = { source = "data:,${replace(urlencode(local.decrypt_script), "+", "%20")}" }
       },
       {
+        # Route 53 records of the etcd members and the API are created after
+        # the servers that need them, and a cached "no such name" would hold
+        # a first boot up for the zone's negative TTL (up to 15 minutes):
+        # every step retries instead, and each retry asks again.
+        path      = "/etc/systemd/resolved.conf.d/kaws.conf"
+        mode      = 420
+        overwrite = true
+        contents  = { source = "data:,%5BResolve%5D%0ACache%3Dno-negative%0A" }
+      },
+      {
         path      = "/etc/kaws/kaws.env"
         mode      = 420
         overwrite = true
