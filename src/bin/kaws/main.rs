@@ -35,11 +35,21 @@ fn main() -> ExitCode {
             } else {
                 ("", "", "")
             };
-            let _ = writeln!(err, "{red}error:{reset} {}", e.message());
+            // Messages quote file names and values from the repository:
+            // nothing in them may drive the terminal.
+            let _ = writeln!(err, "{red}error:{reset} {}", safe_lines(e.message()));
             if let Some(hint) = e.hint() {
-                let _ = writeln!(err, "  {cyan}help:{reset} {hint}");
+                let _ = writeln!(err, "  {cyan}help:{reset} {}", safe_lines(hint));
             }
             ExitCode::from(e.kind().exit_code())
         }
     }
+}
+
+/// Each line escaped by [`kaws::text::escape`], the line breaks kept.
+fn safe_lines(s: &str) -> String {
+    s.split('\n')
+        .map(|l| kaws::text::escape(l).into_owned())
+        .collect::<Vec<_>>()
+        .join("\n")
 }
