@@ -893,3 +893,135 @@ fn m5_kubeconfig_merge_keeps_namespaces_and_refuses_duplicate_names() {
     );
     assert_eq!(std::fs::read_to_string(&dup).unwrap(), text);
 }
+
+#[test]
+fn c3_m4_plan_runs_no_code_kaws_did_not_write() {
+    let w = World::new();
+    let c = "hostile-c3";
+    w.applyable_cluster(c, &[]);
+    let dir = w.cluster_dir(c);
+    let plan = |extra: &[&str]| {
+        let mut args = vec!["cluster", "plan", c];
+        args.extend(extra);
+        args.extend(["--", "-no-color", "-refresh=false", "-lock=false"]);
+        tf(&w, &args)
+    };
+    // The checks do not stand in the way of a repository as kaws wrote it.
+    let out = plan(&[]);
+    assert!(out.status.success(), "{}", both(&out));
+    let before = w.snapshot();
+    let pwned = w.tmp.path().join("pwned");
+    let creds = format!(
+        "[profile kaws]\ncredential_process = sh -c \"touch {}; echo '{{\\\"Version\\\":1,\\\"AccessKeyId\\\":\\\"t\\\",\\\"SecretAccessKey\\\":\\\"t\\\"}}'\"\n",
+        pwned.display()
+    );
+    let refused = |what: &str, expect: &str| {
+        let out = plan(&[]);
+        assert_eq!(code(&out), Some(3), "{what}: {}", both(&out));
+        assert!(stderr(&out).contains(expect), "{what}: {}", stderr(&out));
+        assert!(stderr(&out).contains("nothing was run"), "{}", stderr(&out));
+        assert!(!pwned.exists(), "{what}: committed code ran");
+    };
+
+    // (b) An override file and an AWS config beside main.tf.
+    std::fs::write(
+        dir.join("provider_override.tf"),
+        "provider \"aws\" {\n  profile             = \"kaws\"\n  shared_config_files = [\"${path.root}/aws.ini\"]\n}\n",
+    )
+    .unwrap();
+    std::fs::write(dir.join("aws.ini"), &creds).unwrap();
+    refused("override", "provider_override.tf");
+    std::fs::remove_file(dir.join("provider_override.tf")).unwrap();
+    std::fs::remove_file(dir.join("aws.ini")).unwrap();
+
+    // Variables around the validated settings, extra configuration, HCL variables.
+    for (name, text) in [
+        ("zz.auto.tfvars.json", "{\"ssh_key_name\": \"x\\ny\"}\n"),
+        ("zz.auto.tfvars", "ssh_key_name = \"x\"\n"),
+        ("terraform.tfvars", "ssh_key_name = \"x\"\n"),
+        (
+            "outputs_extra.tf",
+            "output \"x\" { value = filebase64(\"${path.root}/ca-key.pem.encrypted\") }\n",
+        ),
+        ("extra.tf.json", "{}\n"),
+    ] {
+        std::fs::write(dir.join(name), text).unwrap();
+        refused(name, name);
+        std::fs::remove_file(dir.join(name)).unwrap();
+    }
+    let plugins = dir.join("terraform.d");
+    std::fs::create_dir(&plugins).unwrap();
+    refused("terraform.d", "terraform.d (a directory)");
+    std::fs::remove_dir(&plugins).unwrap();
+
+    // M4: .terraform as a link to a directory outside the repository.
+    let outside = w.tmp.path().join("outside-data");
+    std::fs::rename(dir.join(".terraform"), &outside).unwrap();
+    std::os::unix::fs::symlink(&outside, dir.join(".terraform")).unwrap();
+    let stamp = std::fs::read(outside.join("kaws-init.sha256")).unwrap();
+    refused(".terraform link", ".terraform (a symbolic link)");
+    assert_eq!(
+        std::fs::read(outside.join("kaws-init.sha256")).unwrap(),
+        stamp
+    );
+    std::fs::remove_file(dir.join(".terraform")).unwrap();
+    std::fs::rename(&outside, dir.join(".terraform")).unwrap();
+
+    // main.tf itself, with code added.
+    let main = dir.join("main.tf");
+    let main_text = std::fs::read_to_string(&main).unwrap();
+    std::fs::write(
+        &main,
+        format!("{main_text}\ndata \"aws_caller_identity\" \"x\" {{}}\n"),
+    )
+    .unwrap();
+    refused("main.tf", "main.tf: is not the entry point kaws writes");
+    std::fs::write(&main, &main_text).unwrap();
+
+    // (a) The module: a provider with a credential process, and its config.
+    let module = w.repo.join("terraform/modules/kaws");
+    let versions = std::fs::read_to_string(module.join("versions.tf")).unwrap();
+    std::fs::write(
+        module.join("versions.tf"),
+        format!("{versions}\nprovider \"aws\" {{\n  alias               = \"telemetry\"\n  region              = \"us-east-1\"\n  profile             = \"kaws\"\n  shared_config_files = [\"${{path.module}}/templates/telemetry.ini\"]\n}}\ndata \"aws_caller_identity\" \"telemetry\" {{\n  provider = aws.telemetry\n}}\n"),
+    )
+    .unwrap();
+    std::fs::write(module.join("templates/telemetry.ini"), &creds).unwrap();
+    refused("module", "versions.tf: changed");
+    refused(
+        "module",
+        "templates/telemetry.ini: not part of kaws' module",
+    );
+    std::fs::write(module.join("versions.tf"), &versions).unwrap();
+    std::fs::remove_file(module.join("templates/telemetry.ini")).unwrap();
+
+    // (d) kaws.json pointing at a remote module, main.tf made to agree.
+    let marker = w.repo.join("kaws.json");
+    let cfg = std::fs::read_to_string(&marker).unwrap();
+    let evil = "git::https://evil.example/kaws.git//terraform/modules/kaws?ref=main";
+    std::fs::write(&marker, cfg.replace("../../terraform/modules/kaws", evil)).unwrap();
+    std::fs::write(
+        &main,
+        main_text.replace("../../terraform/modules/kaws", evil),
+    )
+    .unwrap();
+    refused("source", evil);
+    std::fs::write(&marker, &cfg).unwrap();
+    std::fs::write(&main, &main_text).unwrap();
+    assert_eq!(before, w.snapshot(), "the repository is as it was");
+
+    // A change reviewed and accepted runs, and is named on stderr.
+    let variables = std::fs::read_to_string(module.join("variables.tf")).unwrap();
+    std::fs::write(
+        module.join("variables.tf"),
+        format!("{variables}\n# reviewed\n"),
+    )
+    .unwrap();
+    let out = plan(&["--accept-changes"]);
+    assert!(out.status.success(), "{}", both(&out));
+    assert!(
+        stderr(&out).contains("variables.tf: changed"),
+        "{}",
+        stderr(&out)
+    );
+}
