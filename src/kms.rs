@@ -86,7 +86,17 @@ pub trait Sealer {
         new_key_id: &str,
         ctx: &EncryptionContext,
         ciphertext: &[u8],
-    ) -> Result<Vec<u8>>;
+    ) -> Result<Vec<u8>> {
+        Ok(self.reseal_keyed(new_key_id, ctx, ciphertext).await?.0)
+    }
+    /// [`Sealer::reseal`], also returning the ARN of the key that had
+    /// sealed the blob.
+    async fn reseal_keyed(
+        &self,
+        new_key_id: &str,
+        ctx: &EncryptionContext,
+        ciphertext: &[u8],
+    ) -> Result<(Vec<u8>, String)>;
 }
 
 /// A decrypted secret and the ARN of the KMS key that had sealed it.
@@ -341,12 +351,12 @@ impl Sealer for AwsKms {
             .ok_or_else(|| Error::aws(format!("KMS returned no plaintext for {}", ctx.file())))
     }
 
-    async fn reseal(
+    async fn reseal_keyed(
         &self,
         new_key_id: &str,
         ctx: &EncryptionContext,
         ciphertext: &[u8],
-    ) -> Result<Vec<u8>> {
+    ) -> Result<(Vec<u8>, String)> {
         let map = ctx.to_map();
         let out = self
             .client
@@ -358,8 +368,9 @@ impl Sealer for AwsKms {
             .send()
             .await
             .map_err(|e| self.explain("re-encrypt", new_key_id, ctx, e))?;
+        let source = out.source_key_id.unwrap_or_default();
         out.ciphertext_blob
-            .map(Blob::into_inner)
+            .map(|b| (b.into_inner(), source))
             .ok_or_else(|| Error::aws(format!("KMS returned no ciphertext for {}", ctx.file())))
     }
 }

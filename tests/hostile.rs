@@ -355,6 +355,20 @@ fn c2_a_kept_key_sealed_under_another_kms_key_is_refused() {
         stderr(&out)
     );
     assert_eq!(before, w.snapshot());
+    // Nor is it laundered under the cluster's next key by reencrypt.
+    let next = w.kms_key();
+    let out = w
+        .kaws()
+        .args(["cluster", "reencrypt", "prod", "--new-key", &next])
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), Some(3), "{}", both(&out));
+    assert!(
+        stderr(&out).contains("bootstrap-key.pem.encrypted: sealed under KMS key"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(before, w.snapshot());
 }
 
 #[test]

@@ -223,9 +223,25 @@ pub fn cluster_reencrypt(
         let resealed = try_join_all(files.iter().map(|(spec, _, blob)| {
             let ctx = EncryptionContext::new(cluster, layout::key_name(spec.stem));
             let kms = &kms;
-            async move { kms.reseal(new_key, &ctx, blob).await }
+            async move { kms.reseal_keyed(new_key, &ctx, blob).await }
         }))
         .await?;
+        // Every key must come from the key that seals the CA's: a key a
+        // committer sealed under a key of hers would otherwise be laundered
+        // under the cluster's new key (her key policy may allow ReEncrypt).
+        let ca_source = resealed.first().map(|(_, s)| s.clone()).unwrap_or_default();
+        for ((_, path, _), (_, source)) in files.iter().zip(&resealed) {
+            if *source != ca_source {
+                return Err(Error::input(format!(
+                    "{}: sealed under KMS key {source}, not under {ca_source}, which seals ca-key.pem.encrypted: kaws did not seal this key",
+                    path.display()
+                ))
+                .with_hint(format!(
+                    "nothing was written; restore it from git and find out who changed it, or replace the key with `kaws cluster renew {cluster} --new-keys`"
+                )));
+            }
+        }
+        let resealed: Vec<Vec<u8>> = resealed.into_iter().map(|(b, _)| b).collect();
         let mut written = Vec::new();
         let rewrite = fsutil::Rewrite::new(dir.path())?;
         for ((spec, path, _), blob) in files.iter().zip(&resealed) {
