@@ -85,6 +85,45 @@ fn read_existing(path: &Path) -> Result<Option<Zeroizing<Vec<u8>>>> {
     .map(|b| Some(Zeroizing::new(b)))
 }
 
+/// No kubeconfig nests flow collections this deep; the YAML parser takes
+/// time quadratic in the depth before reaching its own recursion limit
+/// (200,000 levels: over a minute), so deeper files are refused unparsed.
+const MAX_FLOW_NESTING: usize = 100;
+
+/// Whether `[` / `{` nest deeper than `max` outside quotes and comments.
+/// A rough scan: quotes and comments it misreads can only hide nesting,
+/// never invent it, in any file the parser would accept.
+fn nests_deeper_than(text: &[u8], max: usize) -> bool {
+    let mut depth = 0usize;
+    let mut quote: Option<u8> = None;
+    let mut comment = false;
+    for &b in text {
+        if comment {
+            comment = b != b'\n';
+            continue;
+        }
+        if let Some(q) = quote {
+            if b == q {
+                quote = None;
+            }
+            continue;
+        }
+        match b {
+            b'"' | b'\'' => quote = Some(b),
+            b'#' => comment = true,
+            b'[' | b'{' => {
+                depth += 1;
+                if depth > max {
+                    return true;
+                }
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    false
+}
+
 fn parse_existing(text: &[u8], path: &Path) -> Result<Option<Mapping>> {
     if text.iter().all(u8::is_ascii_whitespace) {
         return Ok(None);
@@ -93,6 +132,11 @@ fn parse_existing(text: &[u8], path: &Path) -> Result<Option<Mapping>> {
         Error::input(format!("{}: cannot be read as a kubeconfig ({why}); it was left untouched", path.display()))
             .with_hint("fix the file (`kubectl config view` shows the problem), or pass --kubeconfig with another path")
     };
+    if nests_deeper_than(text, MAX_FLOW_NESTING) {
+        return Err(refuse(format!(
+            "collections nested more than {MAX_FLOW_NESTING} levels deep"
+        )));
+    }
     let value: Value = serde_yaml_ng::from_slice(text).map_err(|e| refuse(e.to_string()))?;
     match value {
         Value::Mapping(m) => Ok(Some(m)),

@@ -906,6 +906,22 @@ fn m5_kubeconfig_merge_keeps_namespaces_and_refuses_duplicate_names() {
         stderr(&out)
     );
     assert_eq!(std::fs::read_to_string(&dup).unwrap(), text);
+
+    // 200,000 nested flow sequences took the YAML parser over a minute.
+    let deep = w.tmp.path().join("deep");
+    let text = format!("clusters: {}{}\n", "[".repeat(200_000), "]".repeat(200_000));
+    std::fs::write(&deep, &text).unwrap();
+    let mut cmd = w.kaws();
+    cmd.args(["admin", "install", "prod", "alice", "--kubeconfig"])
+        .arg(&deep);
+    let out = run_within(cmd, 10, false);
+    assert_eq!(code(&out), Some(3), "{}", both(&out));
+    assert!(
+        stderr(&out).contains("nested more than"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(std::fs::read_to_string(&deep).unwrap(), text);
 }
 
 #[test]
