@@ -46,10 +46,8 @@ fn main() -> ExitCode {
     }
 }
 
-/// Each line escaped by [`kaws::text::escape`], the line breaks kept.
+/// The message escaped by [`kaws::text::escape`]: messages are one line,
+/// so a line break in one can only come from a file and is shown escaped.
 fn safe_lines(s: &str) -> String {
-    s.split('\n')
-        .map(|l| kaws::text::escape(l).into_owned())
-        .collect::<Vec<_>>()
-        .join("\n")
+    kaws::text::escape(s).into_owned()
 }
