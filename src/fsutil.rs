@@ -366,6 +366,23 @@ mod tests {
     }
 
     #[test]
+    fn reads_only_regular_files_never_through_links() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("f");
+        fs::write(&f, b"12345").unwrap();
+        assert_eq!(read_limited(&f, 5, "x", "").unwrap(), b"12345");
+        assert!(read_limited(&f, 4, "x", "").is_err());
+        let link = dir.path().join("l");
+        std::os::unix::fs::symlink(&f, &link).unwrap();
+        let err = read_limited(&link, 5, "x", "").unwrap_err();
+        assert!(err.message().contains("symbolic link"), "{}", err.message());
+        assert_eq!(read_limited_following(&link, 5, "x", "").unwrap(), b"12345");
+        // A device claims size 0 and never ends: refused unread.
+        assert!(read_limited_following(Path::new("/dev/zero"), 5, "x", "").is_err());
+        assert!(read_limited(dir.path(), 5, "x", "").is_err());
+    }
+
+    #[test]
     fn private_files_are_0600() {
         use std::os::unix::fs::PermissionsExt;
         let dir = tempfile::tempdir().unwrap();

@@ -266,6 +266,23 @@ mod tests {
     use super::*;
 
     #[test]
+    fn one_pem_block_and_nothing_else() {
+        let p = Path::new("ca.pem");
+        let block = "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n";
+        assert!(decode_pem(block.as_bytes(), "CERTIFICATE", p).is_ok());
+        assert!(decode_pem(format!("\n{block}\n").as_bytes(), "CERTIFICATE", p).is_ok());
+        let two = format!("{block}{block}");
+        let err = decode_pem(two.as_bytes(), "CERTIFICATE", p).unwrap_err();
+        assert!(err.message().contains("2 PEM blocks"), "{}", err.message());
+        for extra in [format!("x{block}"), format!("{block}trailing")] {
+            assert!(
+                decode_pem(extra.as_bytes(), "CERTIFICATE", p).is_err(),
+                "{extra}"
+            );
+        }
+    }
+
+    #[test]
     fn garbage_never_panics() {
         let p = Path::new("x.csr");
         for input in [
