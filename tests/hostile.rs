@@ -624,6 +624,24 @@ fn s3_group_floods_are_refused_and_privileged_groups_stand_apart() {
             .any(|l| l.starts_with("Groups:") && l.contains("system:masters")),
         "{prompt}"
     );
+
+    // A renewal shows what it adds and drops against the current certificate.
+    mallory_csr(
+        &w,
+        &dir.join("alice.csr"),
+        "alice",
+        &["developers", "system:masters", "system:nodes"],
+    );
+    let out = w
+        .kaws()
+        .args(["admin", "sign", "prod", "alice", "--renew", "-y"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", both(&out));
+    let prompt = stderr(&out);
+    assert!(prompt.contains("Added:       system:nodes"), "{prompt}");
+    assert!(prompt.contains("Removed:     viewers"), "{prompt}");
+    assert!(prompt.contains("PRIVILEGED:  system:nodes"), "{prompt}");
 }
 
 #[test]

@@ -157,6 +157,9 @@ pub struct SignPrompt {
     pub groups: Vec<String>,
     /// `system:` groups, shown apart (see [`is_privileged_group`]).
     pub privileged: Vec<String>,
+    /// On `--renew`, the groups of the current certificate (when the
+    /// cluster CA signed it), to show what changes.
+    pub previous_groups: Option<Vec<String>>,
     pub fingerprint: String,
     pub key: String,
     pub days: u32,
@@ -275,7 +278,19 @@ pub fn admin_sign(repo: &Repo, opts: AdminSign<'_>) -> Result<PathBuf> {
             .with_hint("a renewal with a new key needs --fingerprint, checked with the administrator through another channel"));
         }
     }
+    // On a renewal, the groups of the current certificate, if the CA signed
+    // it, so the prompt can show what the new one adds or drops.
+    let previous_groups = if opts.renew && fsutil::present(&cert_path) {
+        x509::read_pem_file(&cert_path)
+            .and_then(|b| x509::parse_cert(&b, &cert_path))
+            .ok()
+            .filter(|c| x509::issued_by(&c.der, &ca_der))
+            .map(|c| c.organizations)
+    } else {
+        None
+    };
     let prompt = SignPrompt {
+        previous_groups,
         cluster: opts.cluster.to_string(),
         name: opts.name.to_string(),
         groups: csr

@@ -145,6 +145,22 @@ pub fn run(cmd: AdminCommand, global: &GlobalArgs) -> Result<ExitCode> {
                     };
                     eprintln!("{on}PRIVILEGED:{off}  {on}{}{off}  ({why})", escape(g));
                 }
+                if let Some(previous) = &p.previous_groups {
+                    let now: Vec<&String> = p.groups.iter().chain(&p.privileged).collect();
+                    let added: Vec<&&String> =
+                        now.iter().filter(|g| !previous.contains(g)).collect();
+                    let removed: Vec<&String> =
+                        previous.iter().filter(|g| !now.contains(g)).collect();
+                    if added.is_empty() && removed.is_empty() {
+                        eprintln!("Changes:     none: the current certificate has the same groups");
+                    }
+                    for g in added {
+                        eprintln!("{on}Added:{off}       {}", escape(g));
+                    }
+                    for g in removed {
+                        eprintln!("Removed:     {}", escape(g));
+                    }
+                }
                 eprintln!("Key:         {}", p.key);
                 eprintln!("Fingerprint: {}", p.fingerprint);
                 eprintln!(
