@@ -357,6 +357,45 @@ pub fn check_cluster_files(dir: &std::path::Path) -> Result<()> {
     .with_hint("nothing was run; remove them (`git rm`) and find out who committed them: Terraform runs a directory's configuration with your AWS credentials, even for plan"))
 }
 
+/// Refuse Terraform working data that comes from a commit: a committed
+/// `.terraform/` (a provider binary) with a matching `.terraform.lock.hcl`
+/// is run by `terraform init` and `plan` as "previously installed", and git
+/// overwrites the local, ignored copies with it on checkout. Asks git which
+/// of these paths it tracks; outside a git working tree, or without git,
+/// there is nothing to ask.
+pub fn check_untracked_working_data(
+    repo_root: &std::path::Path,
+    cluster_dir: &std::path::Path,
+) -> Result<()> {
+    let rel = cluster_dir.strip_prefix(repo_root).unwrap_or(cluster_dir);
+    let paths = [rel.join(".terraform"), rel.join(".terraform.lock.hcl")];
+    let out = std::process::Command::new("git")
+        .arg("-C")
+        .arg(repo_root)
+        .args(["ls-files", "-z", "--"])
+        .args(&paths)
+        .stdin(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .output();
+    let Ok(out) = out else { return Ok(()) };
+    if !out.status.success() || out.stdout.is_empty() {
+        return Ok(());
+    }
+    let tracked: Vec<String> = out
+        .stdout
+        .split(|b| *b == 0)
+        .filter(|p| !p.is_empty())
+        .take(5)
+        .map(|p| crate::text::escape(&String::from_utf8_lossy(p)).into_owned())
+        .collect();
+    Err(Error::input(format!(
+        "{}: Terraform's working data is committed to git ({}); Terraform would run the providers it holds",
+        cluster_dir.display(),
+        tracked.join(", ")
+    ))
+    .with_hint("nothing was run; remove them from git (`git rm -r --cached`), delete the local copies, and find out who committed them"))
+}
+
 /// The stamp recording the digest of the last successful init.
 pub fn init_stamp(cluster_dir: &std::path::Path) -> std::path::PathBuf {
     data_dir(cluster_dir).join("kaws-init.sha256")

@@ -1058,6 +1058,27 @@ fn c3_m4_plan_runs_no_code_kaws_did_not_write() {
     std::fs::write(&main, &main_text).unwrap();
     assert_eq!(before, w.snapshot(), "the repository is as it was");
 
+    // Terraform's working data committed to git (a provider binary and its
+    // lock file would run as "previously installed"): refused.
+    let git = |args: &[&str]| {
+        run_ok(
+            Command::new("git")
+                .args(["-c", "user.name=t", "-c", "user.email=t@example.com"])
+                .args(args)
+                .current_dir(&w.repo)
+                .env("HOME", &w.home),
+        )
+    };
+    git(&["init", "-q"]);
+    git(&["add", "-A"]);
+    git(&["commit", "-qm", "init"]);
+    let lock_hcl = format!("clusters/{c}/.terraform.lock.hcl");
+    git(&["add", "-f", &lock_hcl]);
+    git(&["commit", "-qm", "pin providers"]);
+    refused("committed lock file", ".terraform.lock.hcl");
+    git(&["rm", "-q", "--cached", &lock_hcl]);
+    git(&["commit", "-qm", "unpin"]);
+
     // A change reviewed and accepted runs, and is named on stderr.
     let variables = std::fs::read_to_string(module.join("variables.tf")).unwrap();
     std::fs::write(

@@ -391,7 +391,7 @@ pub fn cluster_check(
                     Ok::<_, Error>((key.public_key_der(), opened.key_id))
                 }
             }));
-            futures::join!(keys, kms.key_arn(&settings.kms_key_id))
+            futures::join!(keys, kms.key_arn(&settings.kms_key_id, cluster))
         })?;
         // Every key must be sealed under the key that seals the CA's, and
         // the settings must name that key.

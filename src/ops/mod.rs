@@ -62,7 +62,7 @@ pub(crate) async fn open_ca(
     let ctx = EncryptionContext::new(dir.name(), layout::key_name(crate::pki::CA.stem));
     let (opened, named) = futures::join!(
         kms.open_keyed(&ctx, &blob),
-        kms.key_arn(&settings.kms_key_id)
+        kms.key_arn(&settings.kms_key_id, dir.name())
     );
     let opened = opened?;
     let key = crate::pki::PrivateKey::from_secret(&opened.secret, &path.display().to_string())?;

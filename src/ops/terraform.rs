@@ -90,6 +90,7 @@ fn preflight(
     accept_changes: bool,
 ) -> Result<(Vec<u8>, terraform::ModuleOnDisk)> {
     terraform::check_cluster_files(dir.path())?;
+    terraform::check_untracked_working_data(repo.root(), dir.path())?;
     let cfg = RepoConfig::load(&repo.marker())?;
     let entry = dir.entry_point();
     if !fsutil::present(&entry) {
