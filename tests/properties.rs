@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use kaws::kubeconfig::{merged, Entry};
+use kaws::kubeconfig::{merged, Credentials, Entry, ExecPlugin};
 use kaws::layout::ClusterName;
 use kaws::settings::{Cidr, ClusterSettings};
 use kaws::x509::{decode_pem, verify_csr};
@@ -107,10 +107,17 @@ proptest! {
         for n in &names { yaml.push_str(&format!("- name: {n}\n  cluster: {{server: 'https://{n}'}}\n")); }
         yaml.push_str("users:\n");
         for n in &names { yaml.push_str(&format!("- name: {n}\n  user: {{token: '{token}'}}\n")); }
-        let e = Entry { cluster: "prod", server: "https://k", ca_pem: b"CA", user: "alice-prod", cert_pem: b"C", key_pem: b"K" };
+        let e = Entry { cluster: "prod", server: "https://k", ca_pem: b"CA", user: "alice-prod", credentials: Credentials::Embedded { cert_pem: b"C", key_pem: b"K" } };
         let once = merged(Some(yaml.as_bytes()), &e, Path::new("k")).unwrap();
         let twice = merged(Some(once.as_bytes()), &e, Path::new("k")).unwrap();
         prop_assert_eq!(once.as_str(), twice.as_str(), "merging is idempotent");
+        // Switching to the exec entry is as if the key had never been there.
+        let plugin = ExecPlugin { command: "/bin/kaws".into(), args: vec!["admin".into()], env: vec![], install_hint: "h".into() };
+        let x = Entry { cluster: "prod", server: "https://k", ca_pem: b"CA", user: "alice-prod", credentials: Credentials::Exec(&plugin) };
+        let switched = merged(Some(once.as_bytes()), &x, Path::new("k")).unwrap();
+        let direct = merged(Some(yaml.as_bytes()), &x, Path::new("k")).unwrap();
+        prop_assert_eq!(switched.as_str(), direct.as_str(), "switching leaves nothing behind");
+        prop_assert!(!switched.contains("client-key-data"));
         let v: serde_yaml_ng::Value = serde_yaml_ng::from_str(&once).unwrap();
         prop_assert_eq!(&v["current-context"], "keep");
         for n in &names {
@@ -121,7 +128,7 @@ proptest! {
 
     #[test]
     fn kubeconfig_merge_never_panics(text in ".{0,300}") {
-        let e = Entry { cluster: "prod", server: "https://k", ca_pem: b"CA", user: "a-prod", cert_pem: b"C", key_pem: b"K" };
+        let e = Entry { cluster: "prod", server: "https://k", ca_pem: b"CA", user: "a-prod", credentials: Credentials::Embedded { cert_pem: b"C", key_pem: b"K" } };
         let _ = merged(Some(text.as_bytes()), &e, Path::new("k"));
     }
 }

@@ -278,7 +278,9 @@ pub fn cluster_renew(repo: &Repo, opts: ClusterRenew) -> Result<Vec<String>> {
     let (certs, sealed) = super::block_on(async {
         let kms = super::kms(&aws).await;
         let ctx = EncryptionContext::new(cluster, layout::key_name(pki::CA.stem));
-        let secret = kms.open(&ctx, &ca_blob).await?;
+        let secret = kms
+            .open_expecting(&ctx, &ca_blob, Some(&settings.kms_key_id))
+            .await?;
         let ca_key = PrivateKey::from_secret(&secret, &ca_key_path.display().to_string())?;
         drop(secret);
         let ca = Ca::new(&ca_pem, &ca_key)?;

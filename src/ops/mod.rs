@@ -4,17 +4,22 @@
 mod admin;
 mod check;
 mod cluster;
+mod credential;
 mod repo;
 mod terraform;
 
 pub use admin::{
-    admin_create, admin_install, admin_list, admin_sign, normalize_fingerprint, AdminCreate,
-    AdminCreated, AdminInstall, AdminSign, AdminState, AdminStatus, SignPrompt,
+    admin_create, admin_install, admin_list, admin_sign, exec_plugin, normalize_fingerprint,
+    AdminCreate, AdminCreated, AdminInstall, AdminSign, AdminState, AdminStatus, InstallMode,
+    SignPrompt,
 };
-pub use check::{cluster_check, looks_like_private_key, CheckReport, Finding, State, WARN_DAYS};
+pub use check::{
+    cluster_check, looks_like_private_key, CheckReport, Finding, KmsKeyFinding, State, WARN_DAYS,
+};
 pub use cluster::{
     cluster_init, cluster_reencrypt, cluster_renew, ClusterInit, ClusterInitReport, ClusterRenew,
 };
+pub use credential::{admin_credential, AdminCredential};
 pub use repo::{init, RepoInit};
 pub use terraform::{cluster_terraform, ensure_init, ClusterTerraform};
 

@@ -238,18 +238,37 @@ fn check(a: CheckArgs, global: &GlobalArgs) -> Result<ExitCode> {
             }
             if report.offline {
                 out.push_str("Keys were not decrypted (--offline).\n");
+            } else {
+                out.push_str(&format!(
+                    "\n{:<28} {:<8} {:<17} {:<21} KEY\n",
+                    "KMS KEY OF", "KIND", "STATE", "DELETION"
+                ));
+                for k in &report.kms_keys {
+                    let state = k.health.state.as_str();
+                    out.push_str(&format!(
+                        "{:<28} {:<8} {} {:<21} {}\n",
+                        k.owner,
+                        k.kind,
+                        crate::style::state(
+                            &format!("{state:<17}"),
+                            k.failed,
+                            k.health.state.refuses() && !k.failed
+                        ),
+                        k.health.deletion_date.as_deref().unwrap_or("-"),
+                        k.health.arn.as_deref().unwrap_or(&k.health.key),
+                    ));
+                    if let Some(p) = &k.problem {
+                        out.push_str(&format!("    {p}\n"));
+                    }
+                }
             }
             crate::out!("{out}");
         }
     }
     if report.failed() {
-        let n = report
-            .findings
-            .iter()
-            .filter(|f| f.state.is_failure())
-            .count();
+        let n = report.failures();
         return Err(kaws::Error::new(kaws::ErrorKind::CheckFailed, format!("cluster {cluster}: {n} problem(s) found"))
-            .with_hint("see the lines above: renew expired certificates, restore damaged files from git, remove any plaintext key"));
+            .with_hint("see the lines above: renew expired certificates, restore damaged files from git, remove any plaintext key, bring the cluster's KMS key back"));
     }
     Ok(ExitCode::SUCCESS)
 }
