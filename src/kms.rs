@@ -270,9 +270,7 @@ impl AwsKms {
             Ok(out) => match out.key_metadata {
                 Some(meta) => {
                     health.arn = meta.arn.clone();
-                    health.deletion_date = meta
-                        .deletion_date
-                        .and_then(|d| d.fmt(aws_smithy_types::date_time::Format::DateTime).ok());
+                    health.deletion_date = meta.deletion_date.and_then(|d| rfc3339(&d));
                     let raw = meta.key_state.as_ref().map(|s| s.as_str().to_string());
                     health.state = KeyState::from_aws(raw.as_deref(), meta.enabled);
                     health.aws_state = raw;
@@ -322,9 +320,7 @@ impl AwsKms {
                 arn: meta.arn.clone(),
                 state,
                 aws_state: raw,
-                deletion_date: meta
-                    .deletion_date
-                    .and_then(|d| d.fmt(aws_smithy_types::date_time::Format::DateTime).ok()),
+                deletion_date: meta.deletion_date.and_then(|d| rfc3339(&d)),
                 detail: None,
             };
             return Err(health.refusal("use", purpose));
@@ -365,6 +361,14 @@ impl AwsKms {
             .map(|b| Secret::new(b.into_inner()))
             .ok_or_else(|| Error::aws(format!("KMS returned no plaintext for {}", ctx.file())))
     }
+}
+
+/// A KMS time as `2026-12-06T21:47:14Z` (whole seconds, UTC).
+fn rfc3339(t: &aws_smithy_types::DateTime) -> Option<String> {
+    let whole = aws_smithy_types::DateTime::from_secs(t.secs());
+    whole
+        .fmt(aws_smithy_types::date_time::Format::DateTime)
+        .ok()
 }
 
 /// The first KMS key ARN in `text` (real KMS names the key in the message
