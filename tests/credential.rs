@@ -181,6 +181,58 @@ fn view(kubeconfig: &Path) -> serde_json::Value {
     ))
 }
 
+/// What an strace log (`-y`, so each descriptor shows what it is) says
+/// about writes: how many went to files, which of those carried key
+/// material, and where the ExecCredential went.
+struct Writes {
+    file_writes: usize,
+    key_writes: Vec<String>,
+    credential_targets: Vec<String>,
+}
+
+fn scan_writes(trace: &str, key_body: &[&str]) -> Writes {
+    // The base64 of "-----BEGIN PRIVATE KEY", as in a kubeconfig.
+    let b64_marker = "LS0tLS1CRUdJTiBQUklWQVRFIEtFWS";
+    let mut seen = Writes {
+        file_writes: 0,
+        key_writes: vec![],
+        credential_targets: vec![],
+    };
+    for line in trace.lines() {
+        let rest = line
+            .split_once(' ')
+            .map(|(_, r)| r.trim_start())
+            .unwrap_or(line);
+        let Some(args) = ["write(", "pwrite64(", "writev("]
+            .iter()
+            .find_map(|p| rest.strip_prefix(p))
+        else {
+            continue;
+        };
+        // The descriptor is followed by what it is: <path> for a file,
+        // <pipe:[...]> or <socket:[...]> otherwise.
+        let target = args
+            .split_once('<')
+            .and_then(|(_, t)| t.split_once('>'))
+            .map(|(t, _)| t.to_string())
+            .unwrap_or_default();
+        if rest.contains("ExecCredential") {
+            seen.credential_targets.push(target.clone());
+        }
+        if !target.starts_with('/') || target.starts_with("/dev/") {
+            continue;
+        }
+        seen.file_writes += 1;
+        if rest.contains("PRIVATE KEY")
+            || rest.contains(b64_marker)
+            || key_body.iter().any(|l| rest.contains(l))
+        {
+            seen.key_writes.push(target);
+        }
+    }
+    seen
+}
+
 #[test]
 fn kubectl_runs_the_plugin_for_a_real_mtls_handshake_and_no_key_reaches_a_file() {
     let _g = exclusive();
@@ -279,48 +331,57 @@ fn kubectl_runs_the_plugin_for_a_real_mtls_handshake_and_no_key_reaches_a_file()
         .filter(|l| !l.starts_with("-----") && l.len() > 16 && !cert_b64.contains(l))
         .collect();
     assert!(!body.is_empty());
-    let b64_marker = "LS0tLS1CRUdJTiBQUklWQVRFIEtFWS";
-    let (mut file_writes, mut credential_writes) = (0, 0);
-    for line in trace.lines() {
-        let rest = line
-            .split_once(' ')
-            .map(|(_, r)| r.trim_start())
-            .unwrap_or(line);
-        let Some(args) = ["write(", "pwrite64(", "writev("]
-            .iter()
-            .find_map(|p| rest.strip_prefix(p))
-        else {
-            continue;
-        };
-        // -y: the descriptor is followed by what it is, <path> for a file.
-        let target = args
-            .split_once('<')
-            .and_then(|(_, t)| t.split_once('>'))
-            .map(|(t, _)| t)
-            .unwrap_or("");
-        if rest.contains("ExecCredential") {
-            credential_writes += 1;
-            assert!(!target.starts_with('/'), "the credential went to {target}");
-        }
-        if !target.starts_with('/') || target.starts_with("/dev/") {
-            continue;
-        }
-        file_writes += 1;
-        assert!(!rest.contains("PRIVATE KEY"), "a key written to {target}");
-        assert!(
-            !rest.contains(b64_marker),
-            "an encoded key written to {target}"
-        );
-        for l in &body {
-            assert!(
-                !rest.contains(l),
-                "key material {l} written to {target}: {}",
-                &rest[..rest.len().min(3000)]
-            );
-        }
-    }
-    assert_eq!(credential_writes, 1, "one credential, on a pipe");
-    eprintln!("strace: {file_writes} writes to files during the call, none with key material");
+    let seen = scan_writes(&trace, &body);
+    assert!(seen.key_writes.is_empty(), "{:#?}", seen.key_writes);
+    assert_eq!(
+        seen.credential_targets.len(),
+        1,
+        "one credential: {:?}",
+        seen.credential_targets
+    );
+    assert!(
+        !seen.credential_targets[0].starts_with('/'),
+        "the credential went to a file: {:?}",
+        seen.credential_targets
+    );
+    eprintln!(
+        "strace: {} writes to files during the call, none with key material",
+        seen.file_writes
+    );
+
+    // The same scan does see a key written to a file: install --embed.
+    let log2 = w.tmp.path().join("strace-embed.log");
+    let mut cmd = Command::new("strace");
+    w.env(&mut cmd);
+    cmd.current_dir(&w.repo)
+        .args([
+            "-f",
+            "-qq",
+            "-y",
+            "-s",
+            "1000000",
+            "-e",
+            "trace=write,pwrite64,writev",
+            "-o",
+        ])
+        .arg(&log2)
+        .arg(assert_cmd::cargo::cargo_bin("kaws"))
+        .args([
+            "admin",
+            "install",
+            "prod",
+            "alice",
+            "--embed",
+            "--kubeconfig",
+        ])
+        .arg(w.tmp.path().join("kubeconfig-embedded"));
+    let out = cmd.output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let control = scan_writes(&std::fs::read_to_string(&log2).unwrap(), &body);
+    assert!(
+        !control.key_writes.is_empty(),
+        "the scan must catch an embedded key"
+    );
 
     // --embed switches to the self-contained entry, and back; every other
     // entry survives both switches.
