@@ -383,6 +383,23 @@ fn kubectl_runs_the_plugin_for_a_real_mtls_handshake_and_no_key_reaches_a_file()
         "the scan must catch an embedded key"
     );
 
+    // When the plugin refuses, kubectl shows its one line.
+    let cert = w.cluster_dir("prod").join("alice.pem");
+    let aside = w.tmp.path().join("alice.pem");
+    std::fs::rename(&cert, &aside).unwrap();
+    let out = kubectl(&w, &kc, &server).output().unwrap();
+    std::fs::rename(&aside, &cert).unwrap();
+    assert!(!out.status.success());
+    let line = stderr(&out)
+        .lines()
+        .find(|l| l.starts_with("kaws: error: "))
+        .map(str::to_string)
+        .unwrap_or_else(|| panic!("kubectl did not show the plugin's line: {}", stderr(&out)));
+    assert!(
+        line.contains("not signed yet") && line.contains("help: "),
+        "{line}"
+    );
+
     // --embed switches to the self-contained entry, and back; every other
     // entry survives both switches.
     install(&w, &kc, &["--embed"]);

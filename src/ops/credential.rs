@@ -104,11 +104,12 @@ impl AdminMaterial {
             "restore the file from git (`git checkout -- <file>`)",
         )?;
         // The record only names the key in messages: a damaged one must
-        // not lock the administrator out.
+        // not lock the administrator out, nor add a line to every kubectl
+        // call (`cluster check` reports it).
         let record = match AdminKeyRecord::load(&dir.admin_key_record(name)) {
             Ok(r) => r,
             Err(e) => {
-                tracing::warn!("{} (ignored)", e.message());
+                tracing::info!("{} (ignored)", e.message());
                 None
             }
         };
