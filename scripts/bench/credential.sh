@@ -7,6 +7,7 @@
 #   1. counts the KMS requests one plugin call makes (moto's recorder);
 #   2. times, with hyperfine -N (no shell) and many runs, side by side:
 #        kaws admin credential (what kubectl runs, KUBERNETES_EXEC_INFO set)
+#        the same through a local TLS proxy to moto (real KMS is HTTPS)
 #        the same for an unknown administrator (everything before KMS)
 #        kaws --help (process start and exit)
 #   3. times kubectl itself against `openssl s_server -Verify`, with the
@@ -58,7 +59,9 @@ fi
 work=$(mktemp -d)
 moto_pid=""
 server_pid=""
+tls_pid=""
 cleanup() {
+  if [ -n "$tls_pid" ]; then kill "$tls_pid" 2>/dev/null || true; wait "$tls_pid" 2>/dev/null || true; fi
   if [ -n "$server_pid" ]; then kill "$server_pid" 2>/dev/null || true; wait "$server_pid" 2>/dev/null || true; fi
   if [ -n "$moto_pid" ]; then kill "$moto_pid" 2>/dev/null || true; wait "$moto_pid" 2>/dev/null || true; fi
   rm -rf "$work"
@@ -118,16 +121,73 @@ for line in sys.stdin:
 print(f"kaws admin credential: {sum(ops.values())} requests  " + ", ".join(f"{k} {v}" for k, v in sorted(ops.items())))
 ' | tee "$out/kms-requests.txt"
 
+# --- HTTPS in front of moto ---------------------------------------------------
+# Real KMS is reached over TLS: a small Python TLS proxy in front of moto,
+# with a throwaway CA the SDK trusts through SSL_CERT_FILE, shows what TLS
+# adds to a call (the handshake, and the first use of aws-lc's random
+# number generator in the process).
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$work/tca.key" \
+  -out "$work/tca.pem" -days 2 -subj /CN=bench-ca 2>/dev/null
+openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$work/tls.key" \
+  -out "$work/tls.csr" -subj /CN=localhost 2>/dev/null
+printf 'subjectAltName=DNS:localhost\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n' >"$work/tls.ext"
+openssl x509 -req -in "$work/tls.csr" -CA "$work/tca.pem" -CAkey "$work/tca.key" -CAcreateserial \
+  -days 2 -extfile "$work/tls.ext" -out "$work/tls.pem" 2>/dev/null
+cat >"$work/tlsproxy.py" <<'EOF'
+import socket, ssl, sys, threading
+cert, key, upstream = sys.argv[1], sys.argv[2], int(sys.argv[3])
+ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+ctx.load_cert_chain(cert, key)
+srv = socket.socket()
+srv.bind(("127.0.0.1", 0))
+srv.listen(64)
+print(srv.getsockname()[1], flush=True)
+def pump(a, b):
+    try:
+        while True:
+            d = a.recv(65536)
+            if not d:
+                break
+            b.sendall(d)
+    except OSError:
+        pass
+    finally:
+        for s in (a, b):
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+def serve(c):
+    try:
+        t = ctx.wrap_socket(c, server_side=True)
+    except OSError:
+        return
+    u = socket.create_connection(("127.0.0.1", upstream))
+    threading.Thread(target=pump, args=(t, u), daemon=True).start()
+    pump(u, t)
+while True:
+    c, _ = srv.accept()
+    threading.Thread(target=serve, args=(c,), daemon=True).start()
+EOF
+python3 "$work/tlsproxy.py" "$work/tls.pem" "$work/tls.key" "$port" >"$work/tlsport" 2>/dev/null &
+tls_pid=$!
+for _ in $(seq 50); do [ -s "$work/tlsport" ] && break; sleep 0.1; done
+https="https://localhost:$(cat "$work/tlsport")"
+SSL_CERT_FILE="$work/tca.pem" AWS_ENDPOINT_URL="$https" "${plugin[@]}" >/dev/null
+
 # --- the plugin, whole processes ---------------------------------------------
 say "hyperfine -N: --warmup $warmup --runs $runs ($(nproc) cores)"
 hyperfine -N --warmup "$warmup" --runs "$runs" --style basic \
   --export-json "$out/plugin.json" --export-markdown "$out/plugin.md" \
-  -n "kaws admin credential (KMS Decrypt)" \
-  "${plugin[*]}" \
+  -n "kaws admin credential (KMS Decrypt, moto over HTTP)" \
+  "env AWS_ENDPOINT_URL=$moto ${plugin[*]}" \
+  -n "kaws admin credential (KMS Decrypt, moto behind a local TLS proxy)" \
+  "env SSL_CERT_FILE=$work/tca.pem AWS_ENDPOINT_URL=$https ${plugin[*]}" \
   -n "kaws admin credential, unknown administrator (no KMS)" -i \
-  "$kaws admin credential bench nobody --repository $repo" \
+  "env AWS_ENDPOINT_URL=$moto $kaws admin credential bench nobody --repository $repo" \
   -n "kaws --help" \
-  "$kaws --help"
+  "env $kaws --help"
+kill "$tls_pid" 2>/dev/null || true
 
 # --- kubectl, exec entry against embedded key ---------------------------------
 say "kubectl against openssl s_server -Verify, exec entry vs --embed"
