@@ -1,8 +1,8 @@
+#![allow(dead_code)]
 //! A small fault-injecting HTTP proxy in front of moto: errors for the first
 //! N requests, dropped connections, slow answers. It reads each request
 //! whole (headers and Content-Length body), decides, and either answers
 //! itself or forwards the request to moto on a fresh connection.
-#![allow(dead_code)]
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
