@@ -512,3 +512,33 @@ pub fn admin_list(repo: &Repo, cluster: &ClusterName) -> Result<Vec<AdminStatus>
     }
     Ok(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_exec_entry_names_binary_repository_profile_and_region() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join(layout::MARKER), "{}").unwrap();
+        let repo = Repo::at(dir.path()).unwrap();
+        let c = ClusterName::parse("prod").unwrap();
+        let n = AdminName::parse("alice").unwrap();
+        let kaws = std::path::Path::new("/usr/local/bin/kaws");
+        let plain = exec_plugin(kaws, &repo, &c, &n, &AwsOptions::default()).unwrap();
+        assert_eq!(plain.command, "/usr/local/bin/kaws");
+        let root = dir.path().to_str().unwrap();
+        assert_eq!(
+            plain.args,
+            ["admin", "credential", "prod", "alice", "--repository", root]
+        );
+        assert!(plain.env.is_empty());
+        let aws = AwsOptions {
+            profile: Some("ops".into()),
+            region: Some("eu-west-1".into()),
+        };
+        let with = exec_plugin(kaws, &repo, &c, &n, &aws).unwrap();
+        assert_eq!(with.args[6..], ["--region", "eu-west-1"]);
+        assert_eq!(with.env, [("AWS_PROFILE".to_string(), "ops".to_string())]);
+    }
+}
