@@ -132,3 +132,35 @@ proptest! {
         let _ = merged(Some(text.as_bytes()), &e, Path::new("k"));
     }
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(200))]
+
+    /// KUBERNETES_EXEC_INFO comes from whatever runs the plugin.
+    #[test]
+    fn exec_info_never_panics(text in ".{0,300}") {
+        let _ = kaws::exec_credential::requested_version(Some(&text));
+    }
+
+    /// Whatever the key's text, the ExecCredential is one line of JSON that
+    /// gives it back unchanged.
+    #[test]
+    fn exec_credential_is_json_for_any_key_text(key in "\\PC{0,200}", cert in "[ -~\n]{0,100}") {
+        let secret = kaws::secret::Secret::new(key.clone().into_bytes());
+        let t = time::OffsetDateTime::from_unix_timestamp(1_800_000_000).unwrap();
+        let out = kaws::exec_credential::response(kaws::exec_credential::ApiVersion::V1, &cert, &secret, t).unwrap();
+        let v: serde_json::Value = serde_json::from_slice(out.expose()).unwrap();
+        prop_assert_eq!(v["status"]["clientKeyData"].as_str().unwrap(), key.as_str());
+        prop_assert_eq!(v["status"]["clientCertificateData"].as_str().unwrap(), cert.as_str());
+        prop_assert_eq!(out.expose().iter().filter(|b| **b == b'\n').count(), 1);
+    }
+
+    /// `<admin>.kms.json` is a file anyone who can commit may write.
+    #[test]
+    fn key_record_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..300)) {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("alice.kms.json");
+        std::fs::write(&p, &bytes).unwrap();
+        let _ = kaws::settings::AdminKeyRecord::load(&p);
+    }
+}
