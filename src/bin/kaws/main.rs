@@ -35,7 +35,14 @@ fn main() -> ExitCode {
     match commands::run(cli) {
         Ok(code) => code,
         Err(e) if plugin => {
-            let one_line = |s: &str| s.split_whitespace().collect::<Vec<_>>().join(" ");
+            // Escaped first, as every message is (M3): a file name's line
+            // break or escape sequence is shown, not obeyed.
+            let one_line = |s: &str| {
+                kaws::text::escape(s)
+                    .split_whitespace()
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            };
             let mut line = format!("kaws: error: {}", one_line(e.message()));
             if let Some(hint) = e.hint() {
                 line.push_str(&format!("; help: {}", one_line(hint)));

@@ -260,11 +260,13 @@ fn check(a: CheckArgs, global: &GlobalArgs) -> Result<ExitCode> {
                     "\n{:<28} {:<8} {:<17} {:<21} KEY\n",
                     "KMS KEY OF", "KIND", "STATE", "DELETION"
                 ));
+                // The owner and key come from `<admin>.kms.json` files and
+                // problems from KMS: escaped like every finding.
                 for k in &report.kms_keys {
                     let state = k.health.state.as_str();
                     out.push_str(&format!(
                         "{:<28} {:<8} {} {:<21} {}\n",
-                        k.owner,
+                        kaws::text::escape(&k.owner),
                         k.kind,
                         crate::style::state(
                             &format!("{state:<17}"),
@@ -272,10 +274,10 @@ fn check(a: CheckArgs, global: &GlobalArgs) -> Result<ExitCode> {
                             k.health.state.refuses() && !k.failed
                         ),
                         k.health.deletion_date.as_deref().unwrap_or("-"),
-                        k.health.arn.as_deref().unwrap_or(&k.health.key),
+                        kaws::text::escape(k.health.arn.as_deref().unwrap_or(&k.health.key)),
                     ));
                     if let Some(p) = &k.problem {
-                        out.push_str(&format!("    {p}\n"));
+                        out.push_str(&format!("    {}\n", kaws::text::escape(p)));
                     }
                 }
             }
