@@ -149,7 +149,8 @@ impl AdminKeyRecord {
     /// The record at `path`, `None` if there is none. A record that does
     /// not parse or names no valid key is an error naming the file.
     pub fn load(path: &Path) -> Result<Option<Self>> {
-        if !path.exists() {
+        // A link, dangling or not, is there: `read_limited` refuses it.
+        if !crate::fsutil::present(path) {
             return Ok(None);
         }
         let bytes = crate::fsutil::read_limited(

@@ -145,7 +145,7 @@ async fn key_health(
     let mut wanted: Vec<Wanted> =
         vec![("cluster".into(), "cluster", Ok(settings.kms_key_id.clone()))];
     for name in dir.admins()? {
-        if !dir.admin_key(&name).exists() {
+        if !fsutil::present(&dir.admin_key(&name)) {
             continue;
         }
         let record = dir.admin_key_record(&name);
