@@ -262,12 +262,14 @@ impl AwsKms {
             err.code(),
             Some("DisabledException" | "KMSInvalidStateException")
         );
-        let named = key
-            .map(str::to_string)
-            .or_else(|| err.message().and_then(key_arn_in));
+        let in_message = err.message().and_then(key_arn_in);
+        let named = key.map(str::to_string).or_else(|| in_message.clone());
         let shown = named.as_deref().unwrap_or("(named by the ciphertext)");
         let plain = self.explain(action, shown, ctx, err);
-        let Some(key) = named.filter(|_| refused_for_state) else {
+        // The key to describe is the one KMS says it refused, when it says:
+        // a ciphertext names its own key, which may not be the one the
+        // caller expects (a committer's, or settings she edited).
+        let Some(key) = in_message.or(named).filter(|_| refused_for_state) else {
             return plain;
         };
         let health = self.key_health(&key).await;
