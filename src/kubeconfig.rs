@@ -466,6 +466,46 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_exec_entry_follows_the_merge_rules() {
+        let plugin = ExecPlugin {
+            command: "/usr/bin/kaws".into(),
+            args: vec!["admin".into(), "credential".into()],
+            env: vec![],
+            install_hint: "install kaws".into(),
+        };
+        let e = Entry {
+            cluster: "prod",
+            server: "https://kubernetes.example.com",
+            ca_pem: b"CA",
+            user: "alice-prod",
+            credentials: Credentials::Exec(&plugin),
+        };
+        let p = Path::new("config");
+        // In place: the context keeps its namespace, the user its other
+        // fields; every other credential is removed, with a note.
+        let old = b"contexts:\n- name: prod\n  context: {cluster: prod, user: alice-prod, namespace: team}\nusers:\n- name: alice-prod\n  user: {client-key-data: S0VZ, token: t, as: bob}\n";
+        let (text, notes) = merged_with_notes(Some(old), &e, p).unwrap();
+        let v: Value = serde_yaml_ng::from_str(&text).unwrap();
+        assert_eq!(v["contexts"][0]["context"]["namespace"], "team");
+        let user = &v["users"][0]["user"];
+        assert_eq!(user["as"], "bob");
+        assert_eq!(user["exec"]["command"], "/usr/bin/kaws");
+        assert!(user.get("client-key-data").is_none() && user.get("token").is_none());
+        assert!(!text.contains("S0VZ"));
+        for f in ["client-key-data", "token"] {
+            assert!(
+                notes
+                    .iter()
+                    .any(|n| n == &format!("user alice-prod: removed {f}")),
+                "{notes:?}"
+            );
+        }
+        // Two users of that name are refused, as kubectl refuses them.
+        let dup = b"users:\n- name: alice-prod\n  user: {token: a}\n- name: alice-prod\n  user: {token: b}\n";
+        assert!(merged(Some(dup), &e, p).is_err());
+    }
+
+    #[test]
     fn base64_matches_the_standard() {
         assert_eq!(b64(b""), "");
         assert_eq!(b64(b"f"), "Zg==");
