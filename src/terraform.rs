@@ -303,11 +303,14 @@ fn expected_in_cluster(name: &str) -> bool {
             return true;
         }
     }
+    // `<admin>.kms.json` is not a name Terraform reads (`*.tf.json` and
+    // `*.tfvars.json` are; an administrator's name holds no dot).
     let stem = name
         .strip_suffix(".csr")
         .or_else(|| name.strip_suffix("-key.pem.encrypted"))
-        .or_else(|| name.strip_suffix(".pem"));
-    stem.is_some_and(|s| layout::AdminName::parse(s).is_ok())
+        .or_else(|| name.strip_suffix(".pem"))
+        .or_else(|| name.strip_suffix(".kms.json"));
+    stem.is_some_and(|s| layout::AdminName::parse(s).is_ok()) && !terraform_reads(name)
 }
 
 /// Refuse a cluster directory holding anything kaws did not put there.
@@ -435,6 +438,28 @@ mod tests {
         let mut embedded: Vec<String> = MODULE_FILES.iter().map(|(n, _)| n.to_string()).collect();
         embedded.sort();
         assert_eq!(embedded, on_disk, "update MODULE_FILES in src/terraform.rs");
+    }
+
+    #[test]
+    fn an_administrators_files_are_expected_and_not_read_by_terraform() {
+        for name in [
+            "alice.csr",
+            "alice.pem",
+            "alice-key.pem.encrypted",
+            "alice.kms.json",
+        ] {
+            assert!(expected_in_cluster(name), "{name}");
+            assert!(!terraform_reads(name), "{name}");
+        }
+        for name in [
+            "alice.tf.json",
+            "alice.kms.tf.json",
+            "alice.auto.tfvars.json",
+            "ca.kms.json",
+            "x.y.kms.json",
+        ] {
+            assert!(!expected_in_cluster(name), "{name}");
+        }
     }
 
     #[test]
