@@ -3,7 +3,7 @@ use std::process::ExitCode;
 use clap::{Args, Subcommand};
 use kaws::layout::ClusterName;
 use kaws::ops::{self, ClusterInit, ClusterTerraform};
-use kaws::settings::{self, ClusterSettings, KeyAlgorithm};
+use kaws::settings::{self, ClusterSettings, KeyAlgorithm, Nat, Topology};
 use kaws::terraform::Action;
 use kaws::Result;
 
@@ -129,9 +129,15 @@ pub struct InitArgs {
     /// The network of pods
     #[arg(long, value_name = "CIDR", default_value_t = settings::default_pod_cidr())]
     pub pod_cidr: String,
-    /// Who may reach the bastion's SSH port
-    #[arg(long, value_name = "CIDR", default_value_t = settings::default_ssh_cidr())]
-    pub ssh_cidr: String,
+    /// Who may reach the bastion's SSH port (default: nobody outside the VPC)
+    #[arg(long, value_name = "CIDR")]
+    pub ssh_cidr: Option<String>,
+    /// Where servers live: private (etcd, masters and nodes in private subnets behind NAT; only the bastion and the load balancers public) or public (every server with a public address)
+    #[arg(long, value_name = "TOPOLOGY", default_value = "private")]
+    pub topology: String,
+    /// NAT gateways of a private cluster: per-zone (the default), or single (cheaper, a single point of failure for outbound traffic)
+    #[arg(long, value_name = "NAT")]
+    pub nat: Option<String>,
     /// The algorithm of the keys kaws generates
     #[arg(long, value_name = "ALG", default_value = "ecdsa-p256",
           value_parser = ["ecdsa-p256", "rsa-2048", "rsa-3072", "rsa-4096"])]
@@ -282,6 +288,17 @@ fn terraform(
 
 fn init(a: InitArgs, global: &GlobalArgs) -> Result<ExitCode> {
     let key_algorithm: KeyAlgorithm = a.key_algorithm.parse()?;
+    let topology: Topology = a.topology.parse()?;
+    let nat: Nat = match &a.nat {
+        Some(n) => n.parse()?,
+        None => Nat::default(),
+    };
+    if a.nat.is_some() && topology == Topology::Public {
+        return Err(kaws::Error::input(
+            "--nat applies only to the private topology: a public cluster has no NAT gateway",
+        )
+        .with_hint("leave out --nat, or use --topology private"));
+    }
     let settings = ClusterSettings {
         cluster: a.cluster,
         domain: a.domain,
@@ -289,7 +306,7 @@ fn init(a: InitArgs, global: &GlobalArgs) -> Result<ExitCode> {
         region: global.region.clone().unwrap_or_default(),
         kms_key_id: a.kms_key,
         ssh_key_name: a.ssh_key,
-        ssh_cidr: a.ssh_cidr,
+        ssh_cidr: a.ssh_cidr.unwrap_or_default(),
         ami: a.ami.unwrap_or_default(),
         instance_type: a.instance_type,
         kubernetes_version: a.kubernetes_version,
@@ -298,6 +315,8 @@ fn init(a: InitArgs, global: &GlobalArgs) -> Result<ExitCode> {
         pod_cidr: a.pod_cidr,
         key_algorithm,
         state_bucket: a.state_bucket.unwrap_or_default(),
+        topology,
+        nat,
     };
     // Validate everything that needs no AWS before contacting AWS.
     let mut check = settings.clone();
