@@ -16,7 +16,9 @@ pub use cluster::{
     cluster_init, cluster_reencrypt, cluster_renew, ClusterInit, ClusterInitReport, ClusterRenew,
 };
 pub use repo::{init, RepoInit};
-pub use terraform::{cluster_terraform, ensure_init, ClusterTerraform};
+pub use terraform::{
+    cluster_terraform, cluster_topology_change, ensure_init, ClusterTerraform, TopologyChange,
+};
 
 use std::future::Future;
 

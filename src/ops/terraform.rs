@@ -14,7 +14,7 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::fsutil::{self, Mode};
 use crate::kms::AwsOptions;
 use crate::layout::{ClusterName, Repo};
-use crate::settings::ClusterSettings;
+use crate::settings::{ClusterSettings, Topology};
 use crate::terraform::{self, Action};
 
 pub struct ClusterTerraform {
@@ -87,6 +87,7 @@ pub fn ensure_init(repo: &Repo, cluster: &ClusterName, aws: &AwsOptions) -> Resu
         ))
         .with_hint("restore main.tf from git; `kaws cluster init` writes it"));
     }
+    check_entry_point(repo, &entry, &settings)?;
     let program = terraform::program()?;
     let digest = terraform::init_digest(dir.path(), repo.root())?;
     let stamp = terraform::init_stamp(dir.path());
@@ -116,6 +117,84 @@ pub fn ensure_init(repo: &Repo, cluster: &ClusterName, aws: &AwsOptions) -> Resu
     }
     fsutil::replace(&stamp, format!("{digest}\n").as_bytes(), Mode::Public)?;
     Ok(true)
+}
+
+/// An entry point written before topologies passes none to the module.
+/// With the module kaws ships now, Terraform would stop on the missing
+/// argument; with an older module, a `private` in the settings would be
+/// silently ignored. Either way, say what to add.
+fn check_entry_point(
+    repo: &Repo,
+    entry: &std::path::Path,
+    settings: &ClusterSettings,
+) -> Result<()> {
+    let text = std::fs::read_to_string(entry).map_err(|e| Error::io("read", entry, e))?;
+    if text.contains("var.topology") {
+        return Ok(());
+    }
+    let module_has_topology =
+        std::fs::read_to_string(repo.root().join(terraform::MODULE_DIR).join("variables.tf"))
+            .is_ok_and(|m| m.contains("variable \"topology\""));
+    if settings.topology == Topology::Public && !module_has_topology {
+        // An older repository, module and cluster, all public: as before.
+        return Ok(());
+    }
+    Err(Error::input(format!(
+        "{}: this entry point was written before kaws had topologies, and does not pass the cluster's topology ({}) to the module",
+        entry.display(),
+        settings.topology
+    ))
+    .with_hint("add `variable \"topology\" { type = string }` and `variable \"nat\" { type = string }` to it, and `topology = var.topology` and `nat = var.nat` inside `module \"kaws\"` (see docs/guides/change-topology.md)"))
+}
+
+/// The topology the cluster's state was built with, when the settings now
+/// ask for another.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TopologyChange {
+    pub from: Topology,
+    pub to: Topology,
+}
+
+/// Compare the settings' topology with the one recorded in the cluster's
+/// Terraform state (its `topology` output; a state with outputs but none
+/// of that name was built before topologies, so public). `None` when they
+/// agree, when nothing is built yet, or when the state cannot be read
+/// (Terraform itself will then say why).
+pub fn cluster_topology_change(
+    repo: &Repo,
+    cluster: &ClusterName,
+    aws: &AwsOptions,
+) -> Result<Option<TopologyChange>> {
+    ensure_init(repo, cluster, aws)?;
+    let dir = repo.cluster(cluster);
+    let settings = ClusterSettings::load(&dir.settings())?;
+    let program = terraform::program()?;
+    let mut cmd = command(&program, dir.path(), &settings, aws);
+    cmd.args(["output", "-json"])
+        .stdin(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    let out = match cmd.output() {
+        Ok(o) if o.status.success() => o.stdout,
+        _ => return Ok(None),
+    };
+    let Ok(outputs) = serde_json::from_slice::<serde_json::Map<String, serde_json::Value>>(&out)
+    else {
+        return Ok(None);
+    };
+    if outputs.is_empty() {
+        return Ok(None);
+    }
+    let from = match outputs.get("topology").and_then(|o| o["value"].as_str()) {
+        Some(t) => match t.parse::<Topology>() {
+            Ok(t) => t,
+            Err(_) => return Ok(None),
+        },
+        None => Topology::before_topologies(),
+    };
+    Ok((from != settings.topology).then_some(TopologyChange {
+        from,
+        to: settings.topology,
+    }))
 }
 
 /// Run one Terraform command for the cluster; returns Terraform's exit code.

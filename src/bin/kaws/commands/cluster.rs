@@ -273,6 +273,11 @@ fn terraform(
     // and waits, so Terraform can release its lock and write its state.
     let interrupted = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let _ = signal_hook::flag::register(signal_hook::consts::SIGINT, interrupted);
+    if matches!(action, Action::Plan | Action::Apply) {
+        if let Some(change) = ops::cluster_topology_change(&repo, &cluster, &global.aws())? {
+            topology_notice(&cluster, change);
+        }
+    }
     let code = ops::cluster_terraform(
         &repo,
         &ClusterTerraform {
@@ -284,6 +289,19 @@ fn terraform(
         },
     )?;
     Ok(ExitCode::from(u8::try_from(code).unwrap_or(1)))
+}
+
+/// Said before Terraform's own plan, on stderr, so it cannot be missed
+/// among a hundred resource changes nor break a plan piped elsewhere.
+fn topology_notice(cluster: &ClusterName, change: ops::TopologyChange) {
+    let what = match change.to {
+        Topology::Private => "private subnets are created with NAT gateways, VPC endpoints and an ingress load balancer; every etcd server, master and node is replaced in them, without a public address",
+        Topology::Public => "every etcd server, master and node is replaced in the public subnets, with a public address; the private subnets, NAT gateways, VPC endpoints and the ingress load balancer are destroyed",
+    };
+    eprintln!(
+        "warning: cluster {cluster}: the topology changes from {} to {}.\n  {what}.\n  etcd keeps its data volumes, but all three members restart at once: the API is down until they are back.\n  Read docs/guides/change-topology.md before applying.",
+        change.from, change.to
+    );
 }
 
 fn init(a: InitArgs, global: &GlobalArgs) -> Result<ExitCode> {
