@@ -686,15 +686,16 @@ fn ctrl_c_reaches_terraform_and_kaws_waits_for_it() {
 
 /// Names AWS limits: a 63-character cluster name (the longest kaws accepts)
 /// plans with IAM names within 64 characters and load balancer names within
-/// 32 that do not end in "-"; a Kubernetes version the module has no pins
-/// for is refused at plan time, naming the pinned ones.
+/// 32 that do not end in "-"; `--nat single` plans one NAT gateway for every
+/// zone's route; a Kubernetes version the module has no pins for is refused
+/// at plan time, naming the pinned ones.
 #[test]
 fn long_cluster_names_plan_and_unpinned_versions_are_refused() {
     let w = World::new();
     let key = w.kms_key();
-    let long = format!("l{}", "o".repeat(51)) + "ng-cluster";
+    let long = format!("l{}", "o".repeat(52)) + "ng-cluster";
     assert_eq!(long.len(), 63);
-    let out = w.cluster_init(&long, &key, &["--ami", "ami-12345678"]);
+    let out = w.cluster_init(&long, &key, &["--ami", "ami-12345678", "--nat", "single"]);
     assert!(out.status.success(), "{}", stderr(&out));
     let out = tf(
         &w,
@@ -721,7 +722,11 @@ fn long_cluster_names_plan_and_unpinned_versions_are_refused() {
     assert!(show.status.success(), "{}", stderr(&show));
     let plan = json(&stdout(&show));
     let mut seen = 0;
+    let mut counts = std::collections::BTreeMap::new();
     for rc in plan["resource_changes"].as_array().unwrap() {
+        *counts
+            .entry(rc["type"].as_str().unwrap().to_string())
+            .or_insert(0) += 1;
         let name = rc["change"]["after"]["name"].as_str().unwrap_or_default();
         let limit = match rc["type"].as_str().unwrap() {
             "aws_iam_role" | "aws_iam_instance_profile" => 64,
@@ -737,8 +742,20 @@ fn long_cluster_names_plan_and_unpinned_versions_are_refused() {
     }
     assert_eq!(
         seen,
-        3 + 3 + 2,
-        "three roles, three profiles, the NLB and its group"
+        3 + 3 + 2 + 3,
+        "three roles, three profiles, the API NLB and its group, the ingress NLB and its two groups"
+    );
+    assert_eq!(counts["aws_nat_gateway"], 1, "--nat single: {counts:?}");
+    assert_eq!(counts["aws_eip"], 1, "{counts:?}");
+    assert_eq!(
+        counts["aws_subnet"],
+        2 * counts["aws_route_table"] - 2,
+        "{counts:?}"
+    );
+    assert_eq!(
+        counts["aws_route"],
+        1 + counts["aws_subnet"] / 2,
+        "{counts:?}"
     );
 
     let out = w.cluster_init(
