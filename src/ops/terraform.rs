@@ -144,7 +144,7 @@ fn check_entry_point(
         entry.display(),
         settings.topology
     ))
-    .with_hint("add `variable \"topology\" { type = string }` and `variable \"nat\" { type = string }` to it, and `topology = var.topology` and `nat = var.nat` inside `module \"kaws\"` (see docs/guides/change-topology.md)"))
+    .with_hint("add `variable \"topology\" { type = string }` and `variable \"nat\" { default = \"per-zone\" }` to it, and `topology = var.topology` and `nat = var.nat` inside `module \"kaws\"` (see docs/guides/change-topology.md)"))
 }
 
 /// The topology the cluster's state was built with, when the settings now

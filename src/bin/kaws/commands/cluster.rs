@@ -295,8 +295,8 @@ fn terraform(
 /// among a hundred resource changes nor break a plan piped elsewhere.
 fn topology_notice(cluster: &ClusterName, change: ops::TopologyChange) {
     let what = match change.to {
-        Topology::Private => "private subnets are created with NAT gateways, VPC endpoints and an ingress load balancer; every etcd server, master and node is replaced in them, without a public address",
-        Topology::Public => "every etcd server, master and node is replaced in the public subnets, with a public address; the private subnets, NAT gateways, VPC endpoints and the ingress load balancer are destroyed",
+        Topology::Private => "private subnets are created with NAT gateways, VPC endpoints and an ingress load balancer; the etcd servers are replaced in them, without a public address; running masters and nodes stay in the public subnets until you replace them (an instance refresh of each Auto Scaling group)",
+        Topology::Public => "the etcd servers are replaced in the public subnets, with public addresses; running masters and nodes must be replaced (an instance refresh) before the private subnets, NAT gateways, VPC endpoints and the ingress load balancer can go",
     };
     eprintln!(
         "warning: cluster {cluster}: the topology changes from {} to {}.\n  {what}.\n  etcd keeps its data volumes, but all three members restart at once: the API is down until they are back.\n  Read docs/guides/change-topology.md before applying.",
