@@ -1199,3 +1199,39 @@ fn judge_private(w: &World, c: &str, vpc: &str, instances: &[&Value], settings: 
         }
     }
 }
+
+/// An entry point written before topologies passes none to the module: kaws
+/// refuses to plan, names the file and the lines to add, and runs nothing
+/// (no Terraform is needed to be told).
+#[test]
+fn an_entry_point_without_topology_is_refused_with_the_lines_to_add() {
+    let w = World::new();
+    let key = w.kms_key();
+    assert!(w.cluster_init("old", &key, &[]).status.success());
+    let main = w.cluster_dir("old").join("main.tf");
+    let text = std::fs::read_to_string(&main).unwrap();
+    assert!(text.contains("topology           = var.topology"), "{text}");
+    let older: String = text
+        .lines()
+        .filter(|l| !l.contains("var.topology") && !l.contains("var.nat"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    std::fs::write(&main, older).unwrap();
+    let before = w.snapshot();
+    let out = w
+        .kaws()
+        .env("PATH", "/nonexistent")
+        .args(["cluster", "plan", "old"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("main.tf: this entry point was written before kaws had topologies")
+            && err.contains("topology = var.topology")
+            && err.contains("docs/guides/change-topology.md"),
+        "{err}"
+    );
+    assert_eq!(err.matches("error:").count(), 1, "{err}");
+    assert!(before == w.snapshot(), "nothing written");
+}
