@@ -18,6 +18,7 @@ pub mod pki;
 pub mod secret;
 pub mod settings;
 pub mod terraform;
+pub mod text;
 pub mod x509;
 
 pub use error::{Error, ErrorKind, Result};
