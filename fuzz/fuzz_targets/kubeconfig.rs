@@ -18,7 +18,12 @@ fuzz_target!(|data: &[u8]| {
     };
     let plugin = ExecPlugin {
         command: "/usr/local/bin/kaws".into(),
-        args: vec!["admin".into(), "credential".into(), "prod".into(), "alice".into()],
+        args: vec![
+            "admin".into(),
+            "credential".into(),
+            "prod".into(),
+            "alice".into(),
+        ],
         env: vec![],
         install_hint: "install kaws".into(),
     };
