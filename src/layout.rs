@@ -69,6 +69,7 @@ impl fmt::Display for ClusterName {
 /// File stems that belong to the cluster's own PKI; no administrator may take them.
 pub const RESERVED_ADMIN_NAMES: &[&str] = &[
     "ca",
+    "etcd-ca",
     "apiserver",
     "node",
     "etcd",

@@ -73,6 +73,10 @@ pub struct CertSpec {
     /// File stem: `<stem>.pem`, `<stem>-key.pem.encrypted`.
     pub stem: &'static str,
     pub purpose: &'static str,
+    /// The stem of the CA row that signs it (a CA names itself): etcd and
+    /// the front proxy are trust domains of their own, so a certificate one
+    /// CA signed is never accepted where another's is expected.
+    pub issuer: &'static str,
     /// Common name; `{cluster}` is replaced by the cluster's name.
     pub common_name: &'static str,
     pub organizations: &'static [&'static str],
@@ -94,6 +98,7 @@ pub const LEAF_LIFETIME_DAYS: u32 = 365;
 pub const CA: CertSpec = CertSpec {
     stem: "ca",
     purpose: "cluster certificate authority",
+    issuer: "ca",
     common_name: "kube-{cluster}-ca",
     organizations: &[],
     is_ca: true,
@@ -110,12 +115,25 @@ pub const CA: CertSpec = CertSpec {
     holder: Holder::PrimaryAdministrators,
 };
 
-/// The cluster's own certificates and keys, CA first.
+/// etcd's own trust domain: etcd trusts only this CA, so no certificate
+/// the cluster CA signed (a node's, an administrator's) is an etcd client.
+pub const ETCD_CA: CertSpec = CertSpec {
+    stem: "etcd-ca",
+    purpose: "etcd certificate authority (etcd's server, peer and client certificates)",
+    issuer: "etcd-ca",
+    common_name: "kube-{cluster}-etcd-ca",
+    ..CA
+};
+
+/// The cluster's own certificates and keys, CAs first (each CA before any
+/// row it signs).
 pub const CLUSTER_CERTS: &[CertSpec] = &[
     CA,
+    ETCD_CA,
     CertSpec {
         stem: "apiserver",
         purpose: "kube-apiserver serving certificate",
+        issuer: "ca",
         common_name: "kube-{cluster}-apiserver",
         organizations: &[],
         is_ca: false,
@@ -130,6 +148,7 @@ pub const CLUSTER_CERTS: &[CertSpec] = &[
     CertSpec {
         stem: "node",
         purpose: "shared by every non-master component (kubelet, kube-proxy)",
+        issuer: "ca",
         common_name: "kube-{cluster}-node",
         organizations: &["system:nodes"],
         is_ca: false,
@@ -144,6 +163,7 @@ pub const CLUSTER_CERTS: &[CertSpec] = &[
     CertSpec {
         stem: "etcd",
         purpose: "etcd server and peer certificate",
+        issuer: "etcd-ca",
         common_name: "kube-{cluster}-etcd",
         organizations: &[],
         is_ca: false,
@@ -158,6 +178,7 @@ pub const CLUSTER_CERTS: &[CertSpec] = &[
     CertSpec {
         stem: "etcd-client",
         purpose: "the apiserver's client certificate for etcd",
+        issuer: "etcd-ca",
         common_name: "kube-{cluster}-apiserver-etcd-client",
         organizations: &[],
         is_ca: false,
@@ -172,6 +193,7 @@ pub const CLUSTER_CERTS: &[CertSpec] = &[
     CertSpec {
         stem: "controller-manager",
         purpose: "kube-controller-manager's client certificate",
+        issuer: "ca",
         common_name: "system:kube-controller-manager",
         organizations: &[],
         is_ca: false,
@@ -186,6 +208,7 @@ pub const CLUSTER_CERTS: &[CertSpec] = &[
     CertSpec {
         stem: "scheduler",
         purpose: "kube-scheduler's client certificate",
+        issuer: "ca",
         common_name: "system:kube-scheduler",
         organizations: &[],
         is_ca: false,
@@ -200,6 +223,7 @@ pub const CLUSTER_CERTS: &[CertSpec] = &[
     CertSpec {
         stem: "bootstrap",
         purpose: "masters apply kaws' RBAC bindings (the shared node certificate's rights) at boot; like kubeadm's admin.conf",
+        issuer: "ca",
         common_name: "kaws:bootstrap",
         organizations: &["system:masters"],
         is_ca: false,
@@ -214,6 +238,7 @@ pub const CLUSTER_CERTS: &[CertSpec] = &[
     CertSpec {
         stem: "service-account",
         purpose: "signs service account tokens (key pair only; public key in service-account.pub)",
+        issuer: "ca",
         common_name: "",
         organizations: &[],
         is_ca: false,
@@ -232,6 +257,7 @@ pub const CLUSTER_CERTS: &[CertSpec] = &[
 pub const ADMIN_CERT: CertSpec = CertSpec {
     stem: "{admin}",
     purpose: "an administrator's client certificate",
+    issuer: "ca",
     common_name: "{admin}",
     organizations: &[],
     is_ca: false,
@@ -249,6 +275,19 @@ pub const ETCD_SERVERS: usize = 3;
 
 pub fn spec(stem: &str) -> Option<&'static CertSpec> {
     CLUSTER_CERTS.iter().find(|s| s.stem == stem)
+}
+
+/// The CA rows of the table, in order.
+pub fn cas() -> impl Iterator<Item = &'static CertSpec> {
+    CLUSTER_CERTS.iter().filter(|s| s.is_ca)
+}
+
+/// The row of the CA that signs `spec` (the table test holds every issuer
+/// to a CA row).
+pub fn issuer_of(row: &CertSpec) -> &'static CertSpec {
+    spec(row.issuer)
+        .filter(|s| s.is_ca)
+        .unwrap_or(&CLUSTER_CERTS[0])
 }
 
 /// The subject alternative names a row asks for, in a cluster.
@@ -503,6 +542,8 @@ pub fn self_signed(
 
 /// A cluster CA ready to sign: its certificate and decrypted key.
 pub struct Ca<'a> {
+    /// The CA's row: names it in errors.
+    pub row: &'static CertSpec,
     pub cert_pem: &'a str,
     pub key: &'a PrivateKey,
     pub not_after: OffsetDateTime,
@@ -511,12 +552,19 @@ pub struct Ca<'a> {
 }
 
 impl<'a> Ca<'a> {
+    /// The cluster CA.
     pub fn new(cert_pem: &'a str, key: &'a PrivateKey) -> Result<Self> {
+        Self::of(&CA, cert_pem, key)
+    }
+
+    /// The CA of one CA row of the table.
+    pub fn of(row: &'static CertSpec, cert_pem: &'a str, key: &'a PrivateKey) -> Result<Self> {
+        let stem = row.stem;
         let der = pem::parse(cert_pem)
-            .map_err(|_| Error::input("ca.pem: not a PEM certificate"))?
+            .map_err(|_| Error::input(format!("{stem}.pem: not a PEM certificate")))?
             .into_contents();
         let (_, cert) = x509_parser::parse_x509_certificate(&der)
-            .map_err(|e| Error::input(format!("ca.pem: not a valid certificate: {e}")))?;
+            .map_err(|e| Error::input(format!("{stem}.pem: not a valid certificate: {e}")))?;
         let not_after = cert.validity().not_after.to_datetime();
         let subject_der = cert.subject().as_raw().to_vec();
         let key_id = cert
@@ -531,13 +579,15 @@ impl<'a> Ca<'a> {
             .unwrap_or_else(|| Sha256::digest(cert.public_key().raw)[..20].to_vec());
         // The key must be the CA's, or every certificate it signs is useless.
         if cert.public_key().raw != key.public_key_der().as_slice() {
-            return Err(
-                Error::input("ca-key.pem.encrypted does not hold the key of ca.pem").with_hint(
-                    "restore both files from git; they must come from the same `kaws cluster init`",
-                ),
-            );
+            return Err(Error::input(format!(
+                "{stem}-key.pem.encrypted does not hold the key of {stem}.pem"
+            ))
+            .with_hint(
+                "restore both files from git; they must come from the same `kaws cluster init` or `kaws cluster renew`",
+            ));
         }
         Ok(Ca {
+            row,
             cert_pem,
             key,
             not_after,
@@ -549,9 +599,11 @@ impl<'a> Ca<'a> {
     fn validity(&self, days: u32) -> Result<Validity> {
         let validity = Validity::days(days, Some(self.not_after));
         if validity.not_after <= validity.not_before + Duration::minutes(5) {
-            return Err(Error::input("the cluster CA has expired").with_hint(
-                "a new CA means a new cluster PKI; see docs/guides/renew-certificates.md",
-            ));
+            return Err(Error::input(format!(
+                "{}.pem: the {} has expired",
+                self.row.stem, self.row.purpose
+            ))
+            .with_hint("a new CA means a new cluster PKI; see docs/guides/renew-certificates.md"));
         }
         Ok(validity)
     }
@@ -594,8 +646,9 @@ impl<'a> Ca<'a> {
     ) -> Result<String> {
         let validity = self.validity(days)?;
         let p = params(spec, subject, validity, rsa)?;
-        let issuer = Issuer::from_ca_cert_pem(self.cert_pem, self.key.key_pair())
-            .map_err(|e| Error::input(format!("ca.pem: cannot sign with it: {e}")))?;
+        let issuer = Issuer::from_ca_cert_pem(self.cert_pem, self.key.key_pair()).map_err(|e| {
+            Error::input(format!("{}.pem: cannot sign with it: {e}", self.row.stem))
+        })?;
         p.signed_by(public_key, &issuer)
             .map(|c| c.pem())
             .map_err(|e| Error::input(format!("could not sign the {} certificate: {e}", spec.stem)))
@@ -617,7 +670,21 @@ mod tests {
     #[test]
     fn table_is_consistent() {
         assert_eq!(CLUSTER_CERTS[0].stem, "ca");
-        assert_eq!(CLUSTER_CERTS.iter().filter(|c| c.is_ca).count(), 1);
+        for (i, c) in CLUSTER_CERTS.iter().enumerate() {
+            // Every issuer is a CA row that comes before the rows it signs.
+            let at = CLUSTER_CERTS.iter().position(|r| r.stem == c.issuer);
+            assert!(
+                at.is_some_and(|a| CLUSTER_CERTS[a].is_ca && a <= i),
+                "{}",
+                c.stem
+            );
+            assert_eq!(c.is_ca, c.issuer == c.stem, "{}", c.stem);
+            if c.is_ca {
+                assert_eq!(c.holder, Holder::PrimaryAdministrators, "{}", c.stem);
+            }
+        }
+        assert_eq!(issuer_of(spec("etcd").unwrap()).stem, "etcd-ca");
+        assert_eq!(issuer_of(spec("etcd-client").unwrap()).stem, "etcd-ca");
         for c in CLUSTER_CERTS {
             assert!(!crate::layout::RESERVED_ADMIN_NAMES.is_empty());
             assert!(

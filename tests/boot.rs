@@ -177,7 +177,7 @@ fn check_controller(ign: &Server) {
         ("kubelet-certificate-authority", "/etc/kaws/ca.pem"),
         ("kubelet-client-certificate", "/etc/kaws/apiserver.pem"),
         ("kubelet-client-key", "/run/kaws/apiserver-key.pem"),
-        ("etcd-cafile", "/etc/kaws/ca.pem"),
+        ("etcd-cafile", "/etc/kaws/etcd-ca.pem"),
         ("etcd-certfile", "/etc/kaws/etcd-client.pem"),
         ("etcd-keyfile", "/run/kaws/etcd-client-key.pem"),
         ("service-account-key-file", "/etc/kaws/service-account.pub"),
@@ -425,8 +425,8 @@ fn check_etcd(n: usize, ign: &Server) {
         ("name", format!("etcd-{n}")),
         ("client-cert-auth", "true".into()),
         ("peer-client-cert-auth", "true".into()),
-        ("trusted-ca-file", "/etc/kaws/ca.pem".into()),
-        ("peer-trusted-ca-file", "/etc/kaws/ca.pem".into()),
+        ("trusted-ca-file", "/etc/kaws/etcd-ca.pem".into()),
+        ("peer-trusted-ca-file", "/etc/kaws/etcd-ca.pem".into()),
         ("cert-file", "/etc/kaws/etcd.pem".into()),
         ("key-file", "/run/kaws/etcd-key.pem".into()),
         ("peer-cert-file", "/etc/kaws/etcd.pem".into()),
@@ -761,9 +761,16 @@ fn judge_decrypt(w: &World, role: &str, s: &Server, work: &Path) -> PathBuf {
 /// etcd for real: the three members' flags exactly as their units render
 /// them (addresses and directories substituted), with the certificates and
 /// keys the decrypt step wrote. The cluster is healthy through etcdctl with
-/// the apiserver's etcd client certificate, and refuses a client certificate
-/// from another CA.
-fn judge_etcd(members: &[&Server], etcd_dir: &Path, client_dir: &Path, work: &Path) {
+/// the apiserver's etcd client certificate, and refuses every client
+/// certificate the cluster CA signed (review S4: the node's, the
+/// controller-manager's, the apiserver's) and one from a stranger's CA.
+fn judge_etcd(
+    members: &[&Server],
+    etcd_dir: &Path,
+    client_dir: &Path,
+    worker_dir: &Path,
+    work: &Path,
+) {
     let ports = free_ports(6);
     let (client, peer) = ports.split_at(3);
     let etc = etcd_dir.join("etc");
@@ -836,7 +843,7 @@ fn judge_etcd(members: &[&Server], etcd_dir: &Path, client_dir: &Path, work: &Pa
         Command::new("etcdctl")
             .env("ETCDCTL_API", "3")
             .arg(format!("--endpoints={endpoints}"))
-            .arg(format!("--cacert={}", etc.join("ca.pem").display()))
+            .arg(format!("--cacert={}", etc.join("etcd-ca.pem").display()))
             .arg(format!("--cert={}", cert.display()))
             .arg(format!("--key={}", key.display()))
             .args(["--dial-timeout=3s", "--command-timeout=5s"])
@@ -944,6 +951,25 @@ fn judge_etcd(members: &[&Server], etcd_dir: &Path, client_dir: &Path, work: &Pa
         !out.status.success(),
         "etcd accepted a certificate from another CA"
     );
+    // Certificates of the cluster CA, each a valid client certificate of
+    // the Kubernetes API, are no etcd clients.
+    for (dir, name) in [
+        (worker_dir, "node"),
+        (client_dir, "controller-manager"),
+        (client_dir, "apiserver"),
+        (client_dir, "bootstrap"),
+    ] {
+        let (c, k) = (
+            dir.join(format!("etc/{name}.pem")),
+            dir.join(format!("run/{name}-key.pem")),
+        );
+        assert!(c.is_file() && k.is_file(), "{name}: {c:?} {k:?}");
+        let out = etcdctl(&c, &k, &["put", "/kaws/intruder", name]);
+        assert!(
+            !out.status.success(),
+            "etcd accepted {name}.pem, which the cluster CA signed"
+        );
+    }
     let out = etcdctl(
         &cert,
         &key,
@@ -1136,7 +1162,8 @@ fn servers_boot_with_their_own_identities_and_keys_only_in_tmpfs() {
     for (n, s) in etcd.iter().enumerate() {
         check_common("etcd", s);
         check_etcd(n, s);
-        assert_eq!(s.env_list("KAWS_CERTS"), set(&["ca.pem", "etcd.pem"]));
+        // etcd needs only its own CA.
+        assert_eq!(s.env_list("KAWS_CERTS"), set(&["etcd-ca.pem", "etcd.pem"]));
     }
     let controller = &servers["controller"];
     let worker = &servers["worker"];
@@ -1149,6 +1176,7 @@ fn servers_boot_with_their_own_identities_and_keys_only_in_tmpfs() {
         controller.env_list("KAWS_CERTS"),
         set(&[
             "ca.pem",
+            "etcd-ca.pem",
             "apiserver.pem",
             "etcd-client.pem",
             "service-account.pub",
@@ -1161,10 +1189,10 @@ fn servers_boot_with_their_own_identities_and_keys_only_in_tmpfs() {
 
     // The decrypt step, with the objects and ciphertext the apply stored,
     // plainly and under faults; then etcd with what it wrote.
-    judge_decrypt(&w, "worker", worker, &work);
+    let worker_dir = judge_decrypt(&w, "worker", worker, &work);
     let client_dir = judge_decrypt(&w, "controller", controller, &work);
     let etcd_dir = judge_decrypt(&w, "etcd", etcd[0], &work);
-    judge_etcd(&etcd, &etcd_dir, &client_dir, &work);
+    judge_etcd(&etcd, &etcd_dir, &client_dir, &worker_dir, &work);
 
     // IAM: each role decrypts exactly its own keys, nobody the CA key.
     for role in ["controller", "worker", "etcd"] {
@@ -1174,6 +1202,7 @@ fn servers_boot_with_their_own_identities_and_keys_only_in_tmpfs() {
             role_keys(role),
             "{role}: kms:Decrypt kaws:file values"
         );
+        // Matches every CA's key: ca-key.pem, etcd-ca-key.pem, ...
         assert!(!doc.contains("ca-key.pem"), "{role}: {doc}");
     }
 

@@ -9,6 +9,7 @@ use std::path::Path;
 const CERTS: &[&str] = &["apiserver", "node", "etcd", "etcd-client"];
 const KEYS: &[&str] = &[
     "ca",
+    "etcd-ca",
     "apiserver",
     "node",
     "etcd",
@@ -18,6 +19,17 @@ const KEYS: &[&str] = &[
     "bootstrap",
     "service-account",
 ];
+
+/// The cluster's CA certificates.
+const CAS: &[&str] = &["ca.pem", "etcd-ca.pem"];
+
+/// The CA certificate that must verify a leaf; every other must refuse it.
+fn issuer(cert: &str) -> &'static str {
+    match cert {
+        "etcd" | "etcd-client" => "etcd-ca.pem",
+        _ => "ca.pem",
+    }
+}
 
 fn ext(dir: &Path, cert: &str, which: &str) -> String {
     openssl_ok(&["x509", "-in", cert, "-noout", "-ext", which], dir)
@@ -78,16 +90,37 @@ fn cluster_pki_is_valid_by_openssl_and_decrypts_with_the_aws_cli() {
     assert!(out.status.success(), "{}", stderr(&out));
     let d = w.cluster_dir("prod");
 
-    // The chain and every extension, as openssl reads them.
-    let mut verify = vec!["verify", "-CAfile", "ca.pem"];
-    verify.extend(CERTS.iter().map(|c| match *c {
-        "apiserver" => "apiserver.pem",
-        "node" => "node.pem",
-        "etcd" => "etcd.pem",
-        _ => "etcd-client.pem",
-    }));
-    let v = openssl_ok(&verify, &d);
-    assert_eq!(v.matches(": OK").count(), CERTS.len(), "{v}");
+    // The chain and every extension, as openssl reads them: each leaf
+    // verifies against its own CA and is refused by every other.
+    for cert in CERTS {
+        let own = issuer(cert);
+        let v = openssl_ok(&["verify", "-CAfile", own, &format!("{cert}.pem")], &d);
+        assert!(v.contains(": OK"), "{cert} against {own}: {v}");
+        for other in CAS.iter().filter(|c| **c != own) {
+            let out = openssl(&["verify", "-CAfile", other, &format!("{cert}.pem")], &d);
+            assert!(
+                !out.status.success(),
+                "{cert}.pem verified against {other}: {}",
+                stdout(&out)
+            );
+        }
+    }
+    // The CAs are apart: neither verifies against the other.
+    for ca in CAS {
+        openssl_ok(&["verify", "-CAfile", ca, ca], &d);
+        for other in CAS.iter().filter(|c| *c != ca) {
+            assert!(!openssl(&["verify", "-CAfile", other, ca], &d)
+                .status
+                .success());
+        }
+    }
+    let etcd_ca = ext(&d, "etcd-ca.pem", "basicConstraints,keyUsage");
+    assert!(
+        etcd_ca.contains("CA:TRUE") && etcd_ca.contains("Certificate Sign"),
+        "{etcd_ca}"
+    );
+    let subj = openssl_ok(&["x509", "-in", "etcd-ca.pem", "-noout", "-subject"], &d);
+    assert!(subj.contains("CN = kube-prod-etcd-ca"), "{subj}");
 
     let ca = ext(&d, "ca.pem", "basicConstraints,keyUsage");
     assert!(ca.contains("critical") && ca.contains("CA:TRUE"), "{ca}");
@@ -241,6 +274,100 @@ fn rsa_keys_on_request() {
     let ku = ext(&d, "apiserver.pem", "keyUsage");
     assert!(ku.contains("Key Encipherment"), "{ku}");
     openssl_ok(&["verify", "-CAfile", "ca.pem", "apiserver.pem"], &d);
+    openssl_ok(&["verify", "-CAfile", "etcd-ca.pem", "etcd.pem"], &d);
+}
+
+/// A cluster made before the etcd CA existed (no etcd-ca.pem, etcd.pem
+/// signed by the cluster CA): check, plan and apply say what to run and
+/// change nothing; `cluster renew` makes the etcd CA, re-signs etcd's
+/// certificates with it, writes main.tf again, and check is then clean.
+#[test]
+fn a_cluster_from_before_the_etcd_ca_is_told_to_renew_and_renew_upgrades_it() {
+    let w = World::new();
+    let key = w.kms_key();
+    assert!(w.cluster_init("old", &key, &[]).status.success());
+    let d = w.cluster_dir("old");
+    // What an older kaws wrote: no etcd CA, etcd's certificates from ca.pem.
+    std::fs::remove_file(d.join("etcd-ca.pem")).unwrap();
+    std::fs::remove_file(d.join("etcd-ca-key.pem.encrypted")).unwrap();
+    let main_tf = std::fs::read_to_string(d.join("main.tf")).unwrap();
+    std::fs::write(
+        d.join("main.tf"),
+        main_tf
+            .lines()
+            .filter(|l| !l.contains("etcd-ca.pem"))
+            .collect::<Vec<_>>()
+            .join("\n"),
+    )
+    .unwrap();
+    let before = w.snapshot();
+
+    for args in [
+        &["cluster", "check", "old"][..],
+        &["cluster", "check", "old", "--offline"],
+    ] {
+        let out = w.kaws().args(args).output().unwrap();
+        let text = format!("{}{}", stdout(&out), stderr(&out));
+        assert!(!out.status.success(), "{args:?}: {text}");
+        assert!(!text.contains("panicked"), "{text}");
+        assert!(
+            text.contains("etcd-ca.pem") && text.contains("kaws cluster renew old"),
+            "{args:?}: {text}"
+        );
+    }
+    for action in ["plan", "apply"] {
+        let out = w.kaws().args(["cluster", action, "old"]).output().unwrap();
+        let e = stderr(&out);
+        assert_eq!(out.status.code(), Some(3), "{action}: {e}");
+        assert!(
+            e.contains("etcd-ca.pem")
+                && e.contains("kaws cluster renew old")
+                && e.contains("help:"),
+            "{action}: {e}"
+        );
+    }
+    assert_eq!(before, w.snapshot(), "nothing changed");
+
+    let etcd_key_before = decrypt(&w, "old", "etcd");
+    let out = w.kaws().args(["cluster", "renew", "old"]).output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    for f in ["etcd-ca.pem", "etcd-ca-key.pem.encrypted", "main.tf"] {
+        assert!(
+            stdout(&out).contains(f) || stderr(&out).contains(f),
+            "{f}: {}",
+            stdout(&out)
+        );
+    }
+    assert!(std::fs::read_to_string(d.join("main.tf"))
+        .unwrap()
+        .contains("etcd-ca.pem"));
+    // The etcd key is kept, its certificate now comes from the etcd CA.
+    assert_eq!(decrypt(&w, "old", "etcd"), etcd_key_before);
+    openssl_ok(
+        &[
+            "verify",
+            "-CAfile",
+            "etcd-ca.pem",
+            "etcd.pem",
+            "etcd-client.pem",
+        ],
+        &d,
+    );
+    assert!(!openssl(&["verify", "-CAfile", "ca.pem", "etcd.pem"], &d)
+        .status
+        .success());
+    let pem = decrypt(&w, "old", "etcd-ca");
+    assert_eq!(
+        pubkey_of_key(&pem),
+        openssl_ok(&["x509", "-in", "etcd-ca.pem", "-noout", "-pubkey"], &d)
+    );
+    let out = w.kaws().args(["cluster", "check", "old"]).output().unwrap();
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    assert!(
+        stdout(&out).contains("kube-old-etcd-ca"),
+        "{}",
+        stdout(&out)
+    );
 }
 
 #[test]

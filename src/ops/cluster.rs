@@ -53,39 +53,56 @@ fn generate_keys(settings: &ClusterSettings) -> Result<Vec<PrivateKey>> {
 
 fn make_pki(settings: &ClusterSettings) -> Result<Vec<Made>> {
     let rsa = settings.key_algorithm.is_rsa();
-    let mut keys = generate_keys(settings)?.into_iter();
-    let ca_key = keys.next().expect("the table starts with the CA");
-    let ca_pem = pki::self_signed(
-        &pki::CA,
-        &Subject::for_cluster(&pki::CA, settings)?,
-        &ca_key,
-        rsa,
-    )?;
+    let keys = generate_keys(settings)?;
+    // Every CA first (the table puts each before the rows it signs), then
+    // each leaf signed by its own CA.
     let mut made = Vec::new();
+    let mut ca_pems = Vec::new();
+    for (spec, key) in pki::CLUSTER_CERTS.iter().zip(&keys) {
+        if spec.is_ca {
+            let pem = pki::self_signed(spec, &Subject::for_cluster(spec, settings)?, key, rsa)?;
+            ca_pems.push((spec.stem, pem));
+        }
+    }
+    let mut certs = Vec::new();
     {
-        let ca = Ca::new(&ca_pem, &ca_key)?;
-        for (spec, key) in pki::CLUSTER_CERTS[1..].iter().zip(keys) {
-            let cert_pem = if spec.has_certificate {
+        let mut cas = Vec::new();
+        for ((stem, pem), key) in ca_pems.iter().zip(
+            pki::CLUSTER_CERTS
+                .iter()
+                .zip(&keys)
+                .filter(|(s, _)| s.is_ca)
+                .map(|(_, k)| k),
+        ) {
+            let row = pki::spec(stem).expect("a CA row");
+            cas.push(Ca::of(row, pem, key)?);
+        }
+        for (spec, key) in pki::CLUSTER_CERTS.iter().zip(&keys) {
+            let cert_pem = if spec.is_ca {
+                ca_pems
+                    .iter()
+                    .find(|(s, _)| *s == spec.stem)
+                    .map(|(_, p)| p.clone())
+            } else if spec.has_certificate {
+                let ca = cas
+                    .iter()
+                    .find(|c| c.row.stem == spec.issuer)
+                    .expect("the table test holds every issuer to a CA row");
                 let subject = Subject::for_cluster(spec, settings)?;
                 Some(ca.sign(spec, &subject, key.key_pair(), spec.lifetime_days, rsa)?)
             } else {
                 None
             };
-            made.push(Made {
-                spec,
-                key,
-                cert_pem,
-            });
+            certs.push(cert_pem);
         }
     }
-    made.insert(
-        0,
-        Made {
-            spec: &pki::CA,
-            key: ca_key,
-            cert_pem: Some(ca_pem),
-        },
-    );
+    for ((spec, key), cert_pem) in pki::CLUSTER_CERTS.iter().zip(keys).zip(certs) {
+        made.push(Made {
+            spec,
+            key,
+            cert_pem,
+        });
+    }
     Ok(made)
 }
 
@@ -242,8 +259,12 @@ pub struct ClusterRenew {
 }
 
 /// `kaws cluster renew`: re-issue every certificate of the cluster but the
-/// CA's from the existing CA, keeping the keys unless `new_keys`. All the
-/// new files appear in one atomic swap of the cluster directory.
+/// CAs' from their CAs, keeping the keys unless `new_keys`. Rows of the
+/// table the cluster does not have yet (a cluster made by an older kaws,
+/// before the etcd CA) are created: a CA with a new key, a leaf with a new
+/// key signed by its CA; main.tf is then written again so Terraform passes
+/// the new files on. All the new files appear in one atomic swap of the
+/// cluster directory.
 pub fn cluster_renew(repo: &Repo, opts: ClusterRenew) -> Result<Vec<String>> {
     let dir = repo.cluster(&opts.cluster);
     dir.require()?;
@@ -253,69 +274,133 @@ pub fn cluster_renew(repo: &Repo, opts: ClusterRenew) -> Result<Vec<String>> {
     )?;
     let settings = ClusterSettings::load(&dir.settings())?;
     let rsa = settings.key_algorithm.is_rsa();
-    let ca_cert_path = dir.file(&layout::cert_name(pki::CA.stem));
-    let ca_pem = String::from_utf8(crate::x509::read_pem_file(&ca_cert_path)?)
-        .map_err(|_| Error::input(format!("{}: not a PEM file", ca_cert_path.display())))?;
-    let ca_key_path = dir.file(&layout::encrypted_key_name(pki::CA.stem));
-    let ca_blob = std::fs::read(&ca_key_path).map_err(|e| Error::io("read", &ca_key_path, e))?;
-    let leaves: Vec<&'static CertSpec> = pki::CLUSTER_CERTS.iter().filter(|s| !s.is_ca).collect();
-    // Current public keys, from the certificates: keeping a key needs no decryption.
-    let mut current = Vec::new();
-    for spec in &leaves {
-        if spec.has_certificate && !opts.new_keys {
-            let p = dir.file(&layout::cert_name(spec.stem));
-            let cert = crate::x509::parse_cert(&crate::x509::read_pem_file(&p)?, &p)?;
-            current.push(Some(cert.spki_der));
-        } else {
-            current.push(None);
-        }
+    let cluster = &opts.cluster;
+
+    // What the cluster has of each row: None when the row is new to it.
+    // (public file, encrypted key) of each row the cluster has.
+    type Pair = (Vec<u8>, Vec<u8>);
+    let mut present: Vec<(&'static CertSpec, Option<Pair>)> = Vec::new();
+    for spec in pki::CLUSTER_CERTS {
+        let public = dir.file(&public_file_name(spec));
+        let key = dir.file(&layout::encrypted_key_name(spec.stem));
+        let have = match (public.exists(), key.exists()) {
+            (true, true) => {
+                let p = crate::x509::read_pem_file(&public)?;
+                let k = std::fs::read(&key).map_err(|e| Error::io("read", &key, e))?;
+                Some((p, k))
+            }
+            (false, false) if spec.stem != pki::CA.stem => None,
+            (p, _) => {
+                let (there, gone) = if p { (&public, &key) } else { (&key, &public) };
+                return Err(Error::input(format!(
+                    "{}: missing, but {} is there",
+                    gone.display(),
+                    there.display()
+                ))
+                .with_hint(
+                    "restore the missing file from git; kaws never replaces half of a pair",
+                ));
+            }
+        };
+        present.push((spec, have));
     }
+    let created: Vec<&'static str> = present
+        .iter()
+        .filter(|(_, h)| h.is_none())
+        .map(|(s, _)| s.stem)
+        .collect();
+
     let mut aws = opts.aws.clone();
     if aws.region.is_none() {
         aws.region = Some(settings.region.clone());
     }
-    let cluster = &opts.cluster;
     let (certs, sealed) = super::block_on(async {
         let kms = super::kms(&aws).await;
-        let ctx = EncryptionContext::new(cluster, layout::key_name(pki::CA.stem));
-        let secret = kms.open(&ctx, &ca_blob).await?;
-        let ca_key = PrivateKey::from_secret(&secret, &ca_key_path.display().to_string())?;
-        drop(secret);
-        let ca = Ca::new(&ca_pem, &ca_key)?;
-        let mut certs: Vec<(String, Vec<u8>)> = Vec::new();
-        let mut fresh: Vec<(&'static CertSpec, PrivateKey)> = Vec::new();
-        for (spec, spki) in leaves.iter().zip(&current) {
-            if opts.new_keys {
-                let key = PrivateKey::generate(settings.key_algorithm)?;
-                if spec.has_certificate {
-                    let subject = Subject::for_cluster(spec, &settings)?;
-                    let pem = ca.sign(spec, &subject, key.key_pair(), spec.lifetime_days, rsa)?;
-                    certs.push((layout::cert_name(spec.stem), pem.into_bytes()));
-                } else {
-                    certs.push((
-                        format!("{}.pub", spec.stem),
-                        key.public_key_pem().into_bytes(),
-                    ));
+        // The CAs: decrypted when the cluster has them, made when it does not.
+        let mut ca_keys: Vec<(&'static CertSpec, PrivateKey, String, bool)> = Vec::new();
+        for (spec, have) in present.iter().filter(|(s, _)| s.is_ca) {
+            match have {
+                Some((pem, blob)) => {
+                    let path = dir.file(&layout::encrypted_key_name(spec.stem));
+                    let ctx = EncryptionContext::new(cluster, layout::key_name(spec.stem));
+                    let secret = kms.open(&ctx, blob).await?;
+                    let key = PrivateKey::from_secret(&secret, &path.display().to_string())?;
+                    drop(secret);
+                    let pem = String::from_utf8(pem.clone())
+                        .map_err(|_| Error::input(format!("{}: not a PEM file", path.display())))?;
+                    ca_keys.push((spec, key, pem, false));
                 }
-                fresh.push((spec, key));
-            } else if let Some(spki) = spki {
-                let public = rcgen::SubjectPublicKeyInfo::from_der(spki).map_err(|e| {
-                    Error::input(format!("{}.pem: unsupported public key: {e}", spec.stem))
-                })?;
-                let subject = Subject::for_cluster(spec, &settings)?;
-                let pem = ca.sign(spec, &subject, &public, spec.lifetime_days, rsa)?;
-                certs.push((layout::cert_name(spec.stem), pem.into_bytes()));
+                None => {
+                    let key = PrivateKey::generate(settings.key_algorithm)?;
+                    let pem =
+                        pki::self_signed(spec, &Subject::for_cluster(spec, &settings)?, &key, rsa)?;
+                    ca_keys.push((spec, key, pem, true));
+                }
             }
         }
-        let sealed = try_join_all(fresh.iter().map(|(spec, key)| {
-            let kms = &kms;
-            let ctx = EncryptionContext::new(cluster, layout::key_name(spec.stem));
-            let key_id = settings.kms_key_id.clone();
-            async move {
-                let blob = kms.seal(&key_id, &ctx, &key.to_secret()).await?;
-                Ok::<_, Error>((layout::encrypted_key_name(spec.stem), blob))
+        let mut cas = Vec::new();
+        for (spec, key, pem, _) in &ca_keys {
+            cas.push(Ca::of(spec, pem, key)?);
+        }
+        let mut certs: Vec<(String, Vec<u8>)> = Vec::new();
+        let mut fresh: Vec<(&'static CertSpec, PrivateKey)> = Vec::new();
+        for (spec, _, pem, new) in &ca_keys {
+            if *new {
+                certs.push((layout::cert_name(spec.stem), pem.clone().into_bytes()));
             }
-        }))
+        }
+        for (spec, have) in present.iter().filter(|(s, _)| !s.is_ca) {
+            let ca = cas
+                .iter()
+                .find(|c| c.row.stem == spec.issuer)
+                .expect("the table test holds every issuer to a CA row");
+            let keep = if opts.new_keys { None } else { have.as_ref() };
+            match keep {
+                None => {
+                    let key = PrivateKey::generate(settings.key_algorithm)?;
+                    if spec.has_certificate {
+                        let subject = Subject::for_cluster(spec, &settings)?;
+                        let pem =
+                            ca.sign(spec, &subject, key.key_pair(), spec.lifetime_days, rsa)?;
+                        certs.push((layout::cert_name(spec.stem), pem.into_bytes()));
+                    } else {
+                        certs.push((public_file_name(spec), key.public_key_pem().into_bytes()));
+                    }
+                    fresh.push((spec, key));
+                }
+                // A bare key pair has nothing to re-issue.
+                Some(_) if !spec.has_certificate => {}
+                Some((pem, _)) => {
+                    // Current public keys, from the certificates: keeping a
+                    // key needs no decryption.
+                    let p = dir.file(&layout::cert_name(spec.stem));
+                    let cert = crate::x509::parse_cert(pem, &p)?;
+                    let public =
+                        rcgen::SubjectPublicKeyInfo::from_der(&cert.spki_der).map_err(|e| {
+                            Error::input(format!("{}.pem: unsupported public key: {e}", spec.stem))
+                        })?;
+                    let subject = Subject::for_cluster(spec, &settings)?;
+                    let pem = ca.sign(spec, &subject, &public, spec.lifetime_days, rsa)?;
+                    certs.push((layout::cert_name(spec.stem), pem.into_bytes()));
+                }
+            }
+        }
+        // New CA keys and new leaf keys, sealed together.
+        let new_cas = ca_keys
+            .iter()
+            .filter(|(_, _, _, new)| *new)
+            .map(|(spec, key, _, _)| (*spec, key));
+        let sealed = try_join_all(new_cas.chain(fresh.iter().map(|(s, k)| (*s, k))).map(
+            |(spec, key)| {
+                let kms = &kms;
+                let ctx = EncryptionContext::new(cluster, layout::key_name(spec.stem));
+                let key_id = settings.kms_key_id.clone();
+                async move {
+                    let blob = kms.seal(&key_id, &ctx, &key.to_secret()).await?;
+                    Ok::<_, Error>((layout::encrypted_key_name(spec.stem), blob))
+                }
+            },
+        ))
         .await?;
         Ok::<_, Error>((certs, sealed))
     })??;
@@ -325,6 +410,55 @@ pub fn cluster_renew(repo: &Repo, opts: ClusterRenew) -> Result<Vec<String>> {
         rewrite.write(name, bytes)?;
         written.push(name.clone());
     }
+    if !created.is_empty() {
+        // The entry point of an older cluster does not pass the new files.
+        let source = RepoConfig::load(&repo.marker())?.terraform_source;
+        rewrite.write(
+            "main.tf",
+            terraform::entry_point(&settings, &source).as_bytes(),
+        )?;
+        written.push("main.tf".to_string());
+        tracing::info!(rows = ?created, "created what the cluster did not have yet");
+    }
     rewrite.commit()?;
     Ok(written)
+}
+
+/// The public half of a row: its certificate, or `<stem>.pub` for a bare
+/// key pair.
+pub(crate) fn public_file_name(spec: &CertSpec) -> String {
+    if spec.has_certificate {
+        layout::cert_name(spec.stem)
+    } else {
+        format!("{}.pub", spec.stem)
+    }
+}
+
+/// Rows of the table a cluster lacks (it was made by an older kaws), as an
+/// error that says what to run. `plan` and `apply` use it, so Terraform
+/// never fails on a file main.tf names but the cluster does not have.
+pub fn require_every_row(dir: &layout::ClusterDir) -> Result<()> {
+    let missing: Vec<&'static CertSpec> = pki::CLUSTER_CERTS
+        .iter()
+        .filter(|s| {
+            !dir.file(&public_file_name(s)).exists()
+                || !dir.file(&layout::encrypted_key_name(s.stem)).exists()
+        })
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    let c = dir.name();
+    let names: Vec<String> = missing
+        .iter()
+        .map(|s| format!("{} ({})", public_file_name(s), s.purpose))
+        .collect();
+    Err(Error::input(format!(
+        "{}: the cluster has no {}: it was made by an older kaws, or a file was removed",
+        dir.path().display(),
+        names.join(", "),
+    ))
+    .with_hint(format!(
+        "run `kaws cluster renew {c}` to create what is missing (it rewrites main.tf too; it refuses if only half of a pair is missing: restore that from git), commit, then `kaws cluster apply {c}`"
+    )))
 }

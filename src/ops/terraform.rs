@@ -129,8 +129,12 @@ pub fn cluster_terraform(repo: &Repo, opts: &ClusterTerraform) -> Result<i32> {
         )?),
         Action::Plan | Action::Output => None,
     };
-    ensure_init(repo, &opts.cluster, &opts.aws)?;
     let dir = repo.cluster(&opts.cluster);
+    if matches!(opts.action, Action::Plan | Action::Apply) {
+        dir.require()?;
+        super::cluster::require_every_row(&dir)?;
+    }
+    ensure_init(repo, &opts.cluster, &opts.aws)?;
     let settings = ClusterSettings::load(&dir.settings())?;
     let program = terraform::program()?;
     let mut cmd = command(&program, dir.path(), &settings, &opts.aws);

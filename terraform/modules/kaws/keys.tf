@@ -14,6 +14,7 @@ locals {
   # Public material, stored as certs/<name> and fetched into /etc/kaws/<name>.
   certs = {
     "ca.pem"                 = var.ca_cert
+    "etcd-ca.pem"            = var.etcd_ca_cert
     "apiserver.pem"          = var.apiserver_cert
     "node.pem"               = var.node_cert
     "etcd.pem"               = var.etcd_cert
@@ -24,11 +25,12 @@ locals {
     "service-account.pub"    = var.service_account_pub
   }
 
-  # Which role may read and decrypt which file. Nothing ever lists ca-key.pem.
+  # Which role may read and decrypt which file. Nothing ever lists a CA's key.
+  # etcd needs only its own CA: it trusts nothing the cluster CA signed.
   role_certs = {
-    etcd = ["ca.pem", "etcd.pem"]
+    etcd = ["etcd-ca.pem", "etcd.pem"]
     controller = [
-      "ca.pem", "apiserver.pem", "etcd-client.pem", "service-account.pub",
+      "ca.pem", "etcd-ca.pem", "apiserver.pem", "etcd-client.pem", "service-account.pub",
       "controller-manager.pem", "scheduler.pem", "bootstrap.pem",
     ]
     worker = ["ca.pem", "node.pem"]

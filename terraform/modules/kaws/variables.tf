@@ -177,6 +177,11 @@ variable "ca_cert" {
   description = "PEM of the cluster certificate authority"
 }
 
+variable "etcd_ca_cert" {
+  type        = string
+  description = "PEM of the etcd certificate authority: etcd trusts only it, for peers and clients"
+}
+
 variable "apiserver_cert" {
   type        = string
   description = "PEM of the kube-apiserver certificate (also the masters' client identity towards kubelets)"
