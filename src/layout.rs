@@ -70,6 +70,8 @@ impl fmt::Display for ClusterName {
 pub const RESERVED_ADMIN_NAMES: &[&str] = &[
     "ca",
     "etcd-ca",
+    "front-proxy-ca",
+    "front-proxy-client",
     "apiserver",
     "node",
     "etcd",

@@ -125,11 +125,23 @@ pub const ETCD_CA: CertSpec = CertSpec {
     ..CA
 };
 
+/// The front proxy's trust domain (kubeadm's front-proxy-ca): the apiserver
+/// trusts a request's X-Remote-User headers only from a client certificate
+/// this CA signed, so no certificate of the cluster CA can assert them.
+pub const FRONT_PROXY_CA: CertSpec = CertSpec {
+    stem: "front-proxy-ca",
+    purpose: "front-proxy certificate authority (the aggregation layer's request headers)",
+    issuer: "front-proxy-ca",
+    common_name: "kube-{cluster}-front-proxy-ca",
+    ..CA
+};
+
 /// The cluster's own certificates and keys, CAs first (each CA before any
 /// row it signs).
 pub const CLUSTER_CERTS: &[CertSpec] = &[
     CA,
     ETCD_CA,
+    FRONT_PROXY_CA,
     CertSpec {
         stem: "apiserver",
         purpose: "kube-apiserver serving certificate",
@@ -180,6 +192,22 @@ pub const CLUSTER_CERTS: &[CertSpec] = &[
         purpose: "the apiserver's client certificate for etcd",
         issuer: "etcd-ca",
         common_name: "kube-{cluster}-apiserver-etcd-client",
+        organizations: &[],
+        is_ca: false,
+        key_usages: &[KeyUsage::DigitalSignature],
+        rsa_key_encipherment: true,
+        ext_usages: &[ExtUsage::ClientAuth],
+        sans: Sans::None,
+        lifetime_days: LEAF_LIFETIME_DAYS,
+        has_certificate: true,
+        holder: Holder::Controllers,
+    },
+    CertSpec {
+        stem: "front-proxy-client",
+        purpose: "the apiserver's client certificate towards aggregated APIs (--proxy-client-cert-file)",
+        issuer: "front-proxy-ca",
+        // What --requestheader-allowed-names accepts.
+        common_name: "front-proxy-client",
         organizations: &[],
         is_ca: false,
         key_usages: &[KeyUsage::DigitalSignature],
@@ -685,6 +713,10 @@ mod tests {
         }
         assert_eq!(issuer_of(spec("etcd").unwrap()).stem, "etcd-ca");
         assert_eq!(issuer_of(spec("etcd-client").unwrap()).stem, "etcd-ca");
+        assert_eq!(
+            issuer_of(spec("front-proxy-client").unwrap()).stem,
+            "front-proxy-ca"
+        );
         for c in CLUSTER_CERTS {
             assert!(!crate::layout::RESERVED_ADMIN_NAMES.is_empty());
             assert!(

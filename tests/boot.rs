@@ -90,6 +90,7 @@ const CONTROLLER_KEYS: &[&str] = &[
     "controller-manager-key.pem",
     "scheduler-key.pem",
     "bootstrap-key.pem",
+    "front-proxy-client-key.pem",
 ];
 
 fn role_keys(role: &str) -> BTreeSet<String> {
@@ -178,6 +179,21 @@ fn check_controller(ign: &Server) {
         ("kubelet-client-certificate", "/etc/kaws/apiserver.pem"),
         ("kubelet-client-key", "/run/kaws/apiserver-key.pem"),
         ("etcd-cafile", "/etc/kaws/etcd-ca.pem"),
+        // The aggregation layer: only the front-proxy CA's client named
+        // front-proxy-client may assert a user in headers.
+        (
+            "requestheader-client-ca-file",
+            "/etc/kaws/front-proxy-ca.pem",
+        ),
+        ("requestheader-allowed-names", "front-proxy-client"),
+        ("requestheader-extra-headers-prefix", "X-Remote-Extra-"),
+        ("requestheader-group-headers", "X-Remote-Group"),
+        ("requestheader-username-headers", "X-Remote-User"),
+        ("proxy-client-cert-file", "/etc/kaws/front-proxy-client.pem"),
+        (
+            "proxy-client-key-file",
+            "/run/kaws/front-proxy-client-key.pem",
+        ),
         ("etcd-certfile", "/etc/kaws/etcd-client.pem"),
         ("etcd-keyfile", "/run/kaws/etcd-client-key.pem"),
         ("service-account-key-file", "/etc/kaws/service-account.pub"),
@@ -1177,6 +1193,8 @@ fn servers_boot_with_their_own_identities_and_keys_only_in_tmpfs() {
         set(&[
             "ca.pem",
             "etcd-ca.pem",
+            "front-proxy-ca.pem",
+            "front-proxy-client.pem",
             "apiserver.pem",
             "etcd-client.pem",
             "service-account.pub",

@@ -6,10 +6,18 @@ mod common;
 use common::*;
 use std::path::Path;
 
-const CERTS: &[&str] = &["apiserver", "node", "etcd", "etcd-client"];
+const CERTS: &[&str] = &[
+    "apiserver",
+    "node",
+    "etcd",
+    "etcd-client",
+    "front-proxy-client",
+];
 const KEYS: &[&str] = &[
     "ca",
     "etcd-ca",
+    "front-proxy-ca",
+    "front-proxy-client",
     "apiserver",
     "node",
     "etcd",
@@ -21,12 +29,13 @@ const KEYS: &[&str] = &[
 ];
 
 /// The cluster's CA certificates.
-const CAS: &[&str] = &["ca.pem", "etcd-ca.pem"];
+const CAS: &[&str] = &["ca.pem", "etcd-ca.pem", "front-proxy-ca.pem"];
 
 /// The CA certificate that must verify a leaf; every other must refuse it.
 fn issuer(cert: &str) -> &'static str {
     match cert {
         "etcd" | "etcd-client" => "etcd-ca.pem",
+        "front-proxy-client" => "front-proxy-ca.pem",
         _ => "ca.pem",
     }
 }
@@ -121,6 +130,24 @@ fn cluster_pki_is_valid_by_openssl_and_decrypts_with_the_aws_cli() {
     );
     let subj = openssl_ok(&["x509", "-in", "etcd-ca.pem", "-noout", "-subject"], &d);
     assert!(subj.contains("CN = kube-prod-etcd-ca"), "{subj}");
+    // The name --requestheader-allowed-names accepts, for client auth only.
+    let fp = openssl_ok(
+        &[
+            "x509",
+            "-in",
+            "front-proxy-client.pem",
+            "-noout",
+            "-subject",
+            "-ext",
+            "extendedKeyUsage",
+        ],
+        &d,
+    );
+    assert!(fp.contains("CN = front-proxy-client"), "{fp}");
+    assert!(
+        fp.contains("TLS Web Client Authentication") && !fp.contains("Server"),
+        "{fp}"
+    );
 
     let ca = ext(&d, "ca.pem", "basicConstraints,keyUsage");
     assert!(ca.contains("critical") && ca.contains("CA:TRUE"), "{ca}");
@@ -277,25 +304,30 @@ fn rsa_keys_on_request() {
     openssl_ok(&["verify", "-CAfile", "etcd-ca.pem", "etcd.pem"], &d);
 }
 
-/// A cluster made before the etcd CA existed (no etcd-ca.pem, etcd.pem
-/// signed by the cluster CA): check, plan and apply say what to run and
-/// change nothing; `cluster renew` makes the etcd CA, re-signs etcd's
-/// certificates with it, writes main.tf again, and check is then clean.
+/// Rows of the table a cluster made by an older kaws does not have.
+const NEWER_ROWS: &[&str] = &["etcd-ca", "front-proxy-ca", "front-proxy-client"];
+
+/// A cluster made before the etcd and front-proxy CAs existed (their files
+/// removed, and main.tf without them): check, plan and apply say what to
+/// run and change nothing; `cluster renew` makes the CAs and the front
+/// proxy's client, re-signs etcd's certificates with the new etcd CA
+/// keeping their keys, writes main.tf again, and check is then clean.
 #[test]
 fn a_cluster_from_before_the_etcd_ca_is_told_to_renew_and_renew_upgrades_it() {
     let w = World::new();
     let key = w.kms_key();
     assert!(w.cluster_init("old", &key, &[]).status.success());
     let d = w.cluster_dir("old");
-    // What an older kaws wrote: no etcd CA, etcd's certificates from ca.pem.
-    std::fs::remove_file(d.join("etcd-ca.pem")).unwrap();
-    std::fs::remove_file(d.join("etcd-ca-key.pem.encrypted")).unwrap();
+    for stem in NEWER_ROWS {
+        std::fs::remove_file(d.join(format!("{stem}.pem"))).unwrap();
+        std::fs::remove_file(d.join(format!("{stem}-key.pem.encrypted"))).unwrap();
+    }
     let main_tf = std::fs::read_to_string(d.join("main.tf")).unwrap();
     std::fs::write(
         d.join("main.tf"),
         main_tf
             .lines()
-            .filter(|l| !l.contains("etcd-ca.pem"))
+            .filter(|l| !NEWER_ROWS.iter().any(|r| l.contains(&format!("/{r}"))))
             .collect::<Vec<_>>()
             .join("\n"),
     )
@@ -331,16 +363,31 @@ fn a_cluster_from_before_the_etcd_ca_is_told_to_renew_and_renew_upgrades_it() {
     let etcd_key_before = decrypt(&w, "old", "etcd");
     let out = w.kaws().args(["cluster", "renew", "old"]).output().unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
-    for f in ["etcd-ca.pem", "etcd-ca-key.pem.encrypted", "main.tf"] {
+    for f in [
+        "etcd-ca.pem",
+        "etcd-ca-key.pem.encrypted",
+        "front-proxy-client.pem",
+        "main.tf",
+    ] {
         assert!(
             stdout(&out).contains(f) || stderr(&out).contains(f),
             "{f}: {}",
             stdout(&out)
         );
     }
-    assert!(std::fs::read_to_string(d.join("main.tf"))
-        .unwrap()
-        .contains("etcd-ca.pem"));
+    let main_tf = std::fs::read_to_string(d.join("main.tf")).unwrap();
+    for stem in NEWER_ROWS {
+        assert!(main_tf.contains(&format!("/{stem}")), "{stem}: {main_tf}");
+    }
+    openssl_ok(
+        &[
+            "verify",
+            "-CAfile",
+            "front-proxy-ca.pem",
+            "front-proxy-client.pem",
+        ],
+        &d,
+    );
     // The etcd key is kept, its certificate now comes from the etcd CA.
     assert_eq!(decrypt(&w, "old", "etcd"), etcd_key_before);
     openssl_ok(

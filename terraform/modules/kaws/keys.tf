@@ -15,6 +15,8 @@ locals {
   certs = {
     "ca.pem"                 = var.ca_cert
     "etcd-ca.pem"            = var.etcd_ca_cert
+    "front-proxy-ca.pem"     = var.front_proxy_ca_cert
+    "front-proxy-client.pem" = var.front_proxy_client_cert
     "apiserver.pem"          = var.apiserver_cert
     "node.pem"               = var.node_cert
     "etcd.pem"               = var.etcd_cert
@@ -30,7 +32,8 @@ locals {
   role_certs = {
     etcd = ["etcd-ca.pem", "etcd.pem"]
     controller = [
-      "ca.pem", "etcd-ca.pem", "apiserver.pem", "etcd-client.pem", "service-account.pub",
+      "ca.pem", "etcd-ca.pem", "front-proxy-ca.pem", "front-proxy-client.pem",
+      "apiserver.pem", "etcd-client.pem", "service-account.pub",
       "controller-manager.pem", "scheduler.pem", "bootstrap.pem",
     ]
     worker = ["ca.pem", "node.pem"]
@@ -40,6 +43,7 @@ locals {
     controller = [
       "apiserver-key.pem", "service-account-key.pem", "etcd-client-key.pem",
       "controller-manager-key.pem", "scheduler-key.pem", "bootstrap-key.pem",
+      "front-proxy-client-key.pem",
     ]
     worker = ["node-key.pem"]
   }
