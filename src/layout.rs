@@ -72,6 +72,7 @@ pub const RESERVED_ADMIN_NAMES: &[&str] = &[
     "etcd-ca",
     "front-proxy-ca",
     "front-proxy-client",
+    "secrets-encryption",
     "apiserver",
     "node",
     "etcd",

@@ -7,6 +7,7 @@
 #![forbid(unsafe_code)]
 
 mod der;
+pub mod encryption;
 pub mod error;
 pub mod fsutil;
 pub mod kms;

@@ -67,6 +67,20 @@ pub enum Holder {
     Administrator,
 }
 
+/// What a row of the table makes. Each is sealed by KMS as
+/// `<stem>-key.pem.encrypted`; the public half, if any, sits beside it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Material {
+    /// A key pair and its certificate, `<stem>.pem`.
+    Certificate,
+    /// A bare key pair, its public key in `<stem>.pub` (the service-account
+    /// signing key).
+    KeyPair,
+    /// The apiserver's EncryptionConfiguration with its secretbox keys
+    /// (see [`crate::encryption`]); nothing public.
+    EncryptionConfig,
+}
+
 /// One row of the certificate table.
 #[derive(Debug)]
 pub struct CertSpec {
@@ -87,8 +101,9 @@ pub struct CertSpec {
     pub ext_usages: &'static [ExtUsage],
     pub sans: Sans,
     pub lifetime_days: u32,
-    /// False for a bare key pair (the service-account signing key).
-    pub has_certificate: bool,
+    /// What the row makes: a certificate, a bare key pair, or the
+    /// apiserver's encryption configuration.
+    pub material: Material,
     pub holder: Holder,
 }
 
@@ -111,7 +126,7 @@ pub const CA: CertSpec = CertSpec {
     ext_usages: &[],
     sans: Sans::None,
     lifetime_days: CA_LIFETIME_DAYS,
-    has_certificate: true,
+    material: Material::Certificate,
     holder: Holder::PrimaryAdministrators,
 };
 
@@ -154,7 +169,7 @@ pub const CLUSTER_CERTS: &[CertSpec] = &[
         ext_usages: &[ExtUsage::ServerAuth, ExtUsage::ClientAuth],
         sans: Sans::Apiserver,
         lifetime_days: LEAF_LIFETIME_DAYS,
-        has_certificate: true,
+        material: Material::Certificate,
         holder: Holder::Controllers,
     },
     CertSpec {
@@ -169,7 +184,7 @@ pub const CLUSTER_CERTS: &[CertSpec] = &[
         ext_usages: &[ExtUsage::ClientAuth, ExtUsage::ServerAuth],
         sans: Sans::Node,
         lifetime_days: LEAF_LIFETIME_DAYS,
-        has_certificate: true,
+        material: Material::Certificate,
         holder: Holder::Workers,
     },
     CertSpec {
@@ -184,7 +199,7 @@ pub const CLUSTER_CERTS: &[CertSpec] = &[
         ext_usages: &[ExtUsage::ServerAuth, ExtUsage::ClientAuth],
         sans: Sans::Etcd,
         lifetime_days: LEAF_LIFETIME_DAYS,
-        has_certificate: true,
+        material: Material::Certificate,
         holder: Holder::Etcd,
     },
     CertSpec {
@@ -199,7 +214,7 @@ pub const CLUSTER_CERTS: &[CertSpec] = &[
         ext_usages: &[ExtUsage::ClientAuth],
         sans: Sans::None,
         lifetime_days: LEAF_LIFETIME_DAYS,
-        has_certificate: true,
+        material: Material::Certificate,
         holder: Holder::Controllers,
     },
     CertSpec {
@@ -215,7 +230,7 @@ pub const CLUSTER_CERTS: &[CertSpec] = &[
         ext_usages: &[ExtUsage::ClientAuth],
         sans: Sans::None,
         lifetime_days: LEAF_LIFETIME_DAYS,
-        has_certificate: true,
+        material: Material::Certificate,
         holder: Holder::Controllers,
     },
     CertSpec {
@@ -230,7 +245,7 @@ pub const CLUSTER_CERTS: &[CertSpec] = &[
         ext_usages: &[ExtUsage::ClientAuth],
         sans: Sans::None,
         lifetime_days: LEAF_LIFETIME_DAYS,
-        has_certificate: true,
+        material: Material::Certificate,
         holder: Holder::Controllers,
     },
     CertSpec {
@@ -245,7 +260,7 @@ pub const CLUSTER_CERTS: &[CertSpec] = &[
         ext_usages: &[ExtUsage::ClientAuth],
         sans: Sans::None,
         lifetime_days: LEAF_LIFETIME_DAYS,
-        has_certificate: true,
+        material: Material::Certificate,
         holder: Holder::Controllers,
     },
     CertSpec {
@@ -260,7 +275,7 @@ pub const CLUSTER_CERTS: &[CertSpec] = &[
         ext_usages: &[ExtUsage::ClientAuth],
         sans: Sans::None,
         lifetime_days: LEAF_LIFETIME_DAYS,
-        has_certificate: true,
+        material: Material::Certificate,
         holder: Holder::Controllers,
     },
     CertSpec {
@@ -275,10 +290,38 @@ pub const CLUSTER_CERTS: &[CertSpec] = &[
         ext_usages: &[],
         sans: Sans::None,
         lifetime_days: 0,
-        has_certificate: false,
+        material: Material::KeyPair,
+        holder: Holder::Controllers,
+    },
+    CertSpec {
+        stem: "secrets-encryption",
+        purpose: "the apiserver's EncryptionConfiguration: secretbox keys that encrypt Secrets in etcd",
+        // No certificate: nothing signs it.
+        issuer: "ca",
+        common_name: "",
+        organizations: &[],
+        is_ca: false,
+        key_usages: &[],
+        rsa_key_encipherment: false,
+        ext_usages: &[],
+        sans: Sans::None,
+        lifetime_days: 0,
+        material: Material::EncryptionConfig,
         holder: Holder::Controllers,
     },
 ];
+
+impl CertSpec {
+    pub const fn has_certificate(&self) -> bool {
+        matches!(self.material, Material::Certificate)
+    }
+
+    /// Whether the row's secret is a private key (not the encryption
+    /// configuration).
+    pub const fn is_key_pair(&self) -> bool {
+        !matches!(self.material, Material::EncryptionConfig)
+    }
+}
 
 /// Every administrator's client certificate. CN and O come from the
 /// administrator's name and groups; nothing else comes from the CSR.
@@ -294,7 +337,7 @@ pub const ADMIN_CERT: CertSpec = CertSpec {
     ext_usages: &[ExtUsage::ClientAuth],
     sans: Sans::None,
     lifetime_days: LEAF_LIFETIME_DAYS,
-    has_certificate: true,
+    material: Material::Certificate,
     holder: Holder::Administrator,
 };
 

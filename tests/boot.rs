@@ -91,6 +91,7 @@ const CONTROLLER_KEYS: &[&str] = &[
     "scheduler-key.pem",
     "bootstrap-key.pem",
     "front-proxy-client-key.pem",
+    "secrets-encryption-key.pem",
 ];
 
 fn role_keys(role: &str) -> BTreeSet<String> {
@@ -202,6 +203,11 @@ fn check_controller(ign: &Server) {
             "/run/kaws/service-account-key.pem",
         ),
         ("secure-port", "443"),
+        // Secrets at rest: the configuration decrypted into tmpfs.
+        (
+            "encryption-provider-config",
+            "/run/kaws/secrets-encryption-key.pem",
+        ),
     ] {
         assert_flag(u, api, f, v);
     }
@@ -718,6 +724,10 @@ fn check_decrypted(role: &str, dir: &Path) {
     for key in &found {
         let key_path = run.join(key);
         assert_eq!(mode(&key_path), 0o600, "{role}: {key}");
+        if key == "secrets-encryption-key.pem" {
+            check_encryption_config(&std::fs::read_to_string(&key_path).unwrap());
+            continue;
+        }
         let cert = key.replace("-key.pem", ".pem");
         let from_key = openssl_ok(&["pkey", "-in", key_path.to_str().unwrap(), "-pubout"], dir);
         let from_cert = if cert == "service-account.pem" {
@@ -741,6 +751,24 @@ fn check_decrypted(role: &str, dir: &Path) {
         );
     }
     assert!(!etc.join("ca-key.pem").exists());
+}
+
+/// The apiserver's EncryptionConfiguration as the decrypt step wrote it:
+/// Secrets encrypted by secretbox with a 32-byte key, identity last so
+/// Secrets written before stay readable.
+fn check_encryption_config(text: &str) {
+    assert!(text.contains("-----BEGIN"), "the decrypt step's PEM check");
+    let v: Value = serde_yaml_ng::from_str(text).unwrap();
+    assert_eq!(v["apiVersion"], "apiserver.config.k8s.io/v1");
+    assert_eq!(v["kind"], "EncryptionConfiguration");
+    let r = &v["resources"][0];
+    assert_eq!(r["resources"], serde_json::json!(["secrets"]));
+    let keys = r["providers"][0]["secretbox"]["keys"].as_array().unwrap();
+    assert!(!keys.is_empty());
+    for k in keys {
+        assert_eq!(b64decode(k["secret"].as_str().unwrap()).len(), 32, "{k}");
+    }
+    assert!(r["providers"][1]["identity"].is_object());
 }
 
 /// The decrypt step, once plainly and once behind a proxy that fails the

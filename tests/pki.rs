@@ -44,6 +44,103 @@ fn ext(dir: &Path, cert: &str, which: &str) -> String {
     openssl_ok(&["x509", "-in", cert, "-noout", "-ext", which], dir)
 }
 
+/// The apiserver's EncryptionConfiguration: (name, base64 key) of each
+/// secretbox key, in order, after checking what the apiserver needs.
+fn encryption_keys(pem: &[u8]) -> Vec<(String, String)> {
+    let text = String::from_utf8(pem.to_vec()).unwrap();
+    assert!(text.starts_with("# -----BEGIN KAWS ENCRYPTION CONFIGURATION-----"));
+    let v: serde_json::Value = serde_yaml_ng::from_str(&text).unwrap();
+    assert_eq!(v["kind"], "EncryptionConfiguration");
+    assert_eq!(v["apiVersion"], "apiserver.config.k8s.io/v1");
+    let r = &v["resources"][0];
+    assert_eq!(r["resources"], serde_json::json!(["secrets"]));
+    assert!(r["providers"][1]["identity"].is_object(), "identity last");
+    r["providers"][0]["secretbox"]["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| {
+            let secret = k["secret"].as_str().unwrap().to_string();
+            assert_eq!(b64decode(&secret).len(), 32, "a 32-byte key");
+            (k["name"].as_str().unwrap().to_string(), secret)
+        })
+        .collect()
+}
+
+/// Secrets at rest: init seals a configuration with one key; renew keeps
+/// it; renew --new-keys puts a new key first and keeps the old one second,
+/// so Secrets written before stay readable; check opens and validates it.
+#[test]
+fn secrets_encryption_is_sealed_and_rekeying_keeps_the_old_key() {
+    let w = World::new();
+    let key = w.kms_key();
+    assert!(w.cluster_init("enc", &key, &[]).status.success());
+    let d = w.cluster_dir("enc");
+    assert!(!d.join("secrets-encryption.pem").exists());
+    let blob = std::fs::read(d.join("secrets-encryption-key.pem.encrypted")).unwrap();
+    let first = encryption_keys(&decrypt(&w, "enc", "secrets-encryption"));
+    assert_eq!(first.len(), 1);
+    // Bound to its own name: it does not open as another file.
+    let wrong = w.aws_decrypt(
+        "enc",
+        &d.join("secrets-encryption-key.pem.encrypted"),
+        "apiserver-key.pem",
+    );
+    assert!(!wrong.status.success());
+
+    let out = w.kaws().args(["cluster", "renew", "enc"]).output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        std::fs::read(d.join("secrets-encryption-key.pem.encrypted")).unwrap(),
+        blob,
+        "renew without --new-keys keeps the keys"
+    );
+    let out = w
+        .kaws()
+        .args(["cluster", "renew", "enc", "--new-keys"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let second = encryption_keys(&decrypt(&w, "enc", "secrets-encryption"));
+    assert_eq!(second.len(), 2, "{second:?}");
+    assert_ne!(second[0], first[0], "a new first key encrypts");
+    assert_eq!(second[1], first[0], "the old key still decrypts");
+    let out = w.kaws().args(["cluster", "check", "enc"]).output().unwrap();
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+
+    // A configuration that is not kaws' is reported, not a panic.
+    let junk = w.tmp.path().join("junk");
+    std::fs::write(&junk, "apiVersion: v1\nkind: ConfigMap\n").unwrap();
+    let junk = format!("fileb://{}", junk.display());
+    let ctx_swap = w.aws_ok(&[
+        "kms",
+        "encrypt",
+        "--key-id",
+        &key,
+        "--plaintext",
+        &junk,
+        "--encryption-context",
+        "kaws:cluster=enc,kaws:file=secrets-encryption-key.pem",
+        "--query",
+        "CiphertextBlob",
+        "--output",
+        "text",
+    ]);
+    std::fs::write(
+        d.join("secrets-encryption-key.pem.encrypted"),
+        b64decode(ctx_swap.trim()),
+    )
+    .unwrap();
+    let out = w.kaws().args(["cluster", "check", "enc"]).output().unwrap();
+    let text = format!("{}{}", stdout(&out), stderr(&out));
+    assert!(!out.status.success(), "{text}");
+    assert!(!text.contains("panicked"), "{text}");
+    assert!(
+        text.contains("secrets-encryption-key.pem.encrypted"),
+        "{text}"
+    );
+}
+
 /// Decrypt `<stem>-key.pem.encrypted` with the aws CLI and return the PEM.
 fn decrypt(w: &World, cluster: &str, stem: &str) -> Vec<u8> {
     let out = w.aws_decrypt(
@@ -322,12 +419,19 @@ fn a_cluster_from_before_the_etcd_ca_is_told_to_renew_and_renew_upgrades_it() {
         std::fs::remove_file(d.join(format!("{stem}.pem"))).unwrap();
         std::fs::remove_file(d.join(format!("{stem}-key.pem.encrypted"))).unwrap();
     }
+    // Nor secrets at rest.
+    std::fs::remove_file(d.join("secrets-encryption-key.pem.encrypted")).unwrap();
     let main_tf = std::fs::read_to_string(d.join("main.tf")).unwrap();
     std::fs::write(
         d.join("main.tf"),
         main_tf
             .lines()
-            .filter(|l| !NEWER_ROWS.iter().any(|r| l.contains(&format!("/{r}"))))
+            .filter(|l| {
+                !NEWER_ROWS
+                    .iter()
+                    .chain(&["secrets-encryption"])
+                    .any(|r| l.contains(&format!("/{r}")))
+            })
             .collect::<Vec<_>>()
             .join("\n"),
     )
@@ -367,6 +471,7 @@ fn a_cluster_from_before_the_etcd_ca_is_told_to_renew_and_renew_upgrades_it() {
         "etcd-ca.pem",
         "etcd-ca-key.pem.encrypted",
         "front-proxy-client.pem",
+        "secrets-encryption-key.pem.encrypted",
         "main.tf",
     ] {
         assert!(
@@ -375,8 +480,12 @@ fn a_cluster_from_before_the_etcd_ca_is_told_to_renew_and_renew_upgrades_it() {
             stdout(&out)
         );
     }
+    assert_eq!(
+        encryption_keys(&decrypt(&w, "old", "secrets-encryption")).len(),
+        1
+    );
     let main_tf = std::fs::read_to_string(d.join("main.tf")).unwrap();
-    for stem in NEWER_ROWS {
+    for stem in NEWER_ROWS.iter().chain(&["secrets-encryption"]) {
         assert!(main_tf.contains(&format!("/{stem}")), "{stem}: {main_tf}");
     }
     openssl_ok(
@@ -428,8 +537,9 @@ fn reencrypt_moves_keys_without_changing_them() {
         .iter()
         .map(|f| std::fs::read(d.join(f)).unwrap())
         .collect();
-    let plain_before: Vec<Vec<u8>> = KEYS.iter().map(|s| decrypt(&w, "re", s)).collect();
-    let blobs_before: Vec<Vec<u8>> = KEYS
+    let all: Vec<&str> = KEYS.iter().copied().chain(["secrets-encryption"]).collect();
+    let plain_before: Vec<Vec<u8>> = all.iter().map(|s| decrypt(&w, "re", s)).collect();
+    let blobs_before: Vec<Vec<u8>> = all
         .iter()
         .map(|s| std::fs::read(d.join(format!("{s}-key.pem.encrypted"))).unwrap())
         .collect();
@@ -442,7 +552,7 @@ fn reencrypt_moves_keys_without_changing_them() {
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(stdout(&out).contains("not revocation"));
 
-    for (i, s) in KEYS.iter().enumerate() {
+    for (i, s) in all.iter().enumerate() {
         let blob = std::fs::read(d.join(format!("{s}-key.pem.encrypted"))).unwrap();
         assert_ne!(blob, blobs_before[i], "{s} ciphertext changed");
         assert_eq!(
@@ -592,6 +702,8 @@ fn no_plaintext_key_is_written_to_any_file() {
     let mut file_writes = 0;
     // The base64 of "-----BEGIN PRIVATE KEY" as it would appear in a JSON body.
     let b64_marker = "LS0tLS1CRUdJTiBQUklWQVRFIEtFWS";
+    // The base64 of "# -----BEGIN KAWS ENCRYPTION".
+    let b64_config = "IyAtLS0tLUJFR0lOIEtBV1MgRU5DUllQVElPT";
     for line in text.lines() {
         let (pid, rest) = line.split_once(' ').unwrap_or(("", line));
         let rest = rest.trim_start();
@@ -631,6 +743,11 @@ fn no_plaintext_key_is_written_to_any_file() {
                 assert!(
                     !rest.contains(b64_marker),
                     "encoded plaintext key written to {path}"
+                );
+                // Nor the encryption configuration with its secretbox keys.
+                assert!(
+                    !rest.contains("BEGIN KAWS ENCRYPTION") && !rest.contains(b64_config),
+                    "plaintext encryption configuration written to {path}"
                 );
             }
         }

@@ -16,11 +16,12 @@ use time::OffsetDateTime;
 use x509_parser::extensions::GeneralName;
 use x509_parser::prelude::{FromDer, X509Certificate};
 
+use crate::encryption;
 use crate::error::{Error, ErrorKind, Result};
 use crate::fsutil::TEMP_PREFIX;
 use crate::kms::{AwsOptions, EncryptionContext, Sealer};
 use crate::layout::{self, AdminName, ClusterName, Repo};
-use crate::pki::{self, CertSpec, ExtUsage, KeyUsage, PrivateKey, Sans};
+use crate::pki::{self, CertSpec, ExtUsage, KeyUsage, Material, PrivateKey, Sans};
 use crate::settings::ClusterSettings;
 use crate::x509;
 
@@ -377,7 +378,7 @@ pub fn cluster_check(
                 );
                 None
             }
-            Some((_, Some(ca), _)) if spec.has_certificate => {
+            Some((_, Some(ca), _)) if spec.has_certificate() => {
                 let path = dir.file(&layout::cert_name(spec.stem));
                 if !path.exists() {
                     f.fail(
@@ -394,6 +395,21 @@ pub fn cluster_check(
                     let sans = pki::sans_for(spec.sans, &settings).unwrap_or_default();
                     check_cert_file(&mut f, &path, spec, Some(&cn), &sans, ca, now)
                 }
+            }
+            // Nothing public: the key check below opens and validates it.
+            _ if spec.material == Material::EncryptionConfig => {
+                let path = dir.file(&layout::encrypted_key_name(spec.stem));
+                if !path.exists() {
+                    f.fail(
+                        State::Invalid,
+                        format!(
+                            "{}: missing: {}",
+                            path.display(),
+                            renew_hint.replace("{}", spec.purpose)
+                        ),
+                    );
+                }
+                None
             }
             _ => {
                 let p = dir.file(&format!("{}.pub", spec.stem));
@@ -427,7 +443,12 @@ pub fn cluster_check(
                     let blob = std::fs::read(&path).map_err(|e| Error::io("read", &path, e))?;
                     let ctx = EncryptionContext::new(cluster, layout::key_name(spec.stem));
                     let secret = kms.open(&ctx, &blob).await?;
-                    let key = PrivateKey::from_secret(&secret, &path.display().to_string())?;
+                    let what = path.display().to_string();
+                    if spec.material == Material::EncryptionConfig {
+                        encryption::validate(&secret, &what)?;
+                        return Ok(Vec::new());
+                    }
+                    let key = PrivateKey::from_secret(&secret, &what)?;
                     Ok::<_, Error>(key.public_key_der())
                 }
             }))

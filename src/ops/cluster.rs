@@ -2,13 +2,15 @@
 
 use futures::future::try_join_all;
 
+use crate::encryption;
 use crate::error::{Error, Result};
 use crate::fsutil::{self, Staging};
 use crate::kms::{AwsOptions, EncryptionContext, Sealer};
 use crate::layout::{self, ClusterName, Repo};
 use crate::lock;
 use crate::ops::repo::RepoConfig;
-use crate::pki::{self, Ca, CertSpec, PrivateKey, Subject};
+use crate::pki::{self, Ca, CertSpec, Material, PrivateKey, Subject};
+use crate::secret::Secret;
 use crate::settings::ClusterSettings;
 use crate::terraform;
 
@@ -25,21 +27,27 @@ pub struct ClusterInitReport {
     pub files: Vec<String>,
 }
 
-/// A generated key with its certificate (if its row has one).
+/// What one row made: the secret to seal, and the public file beside it
+/// (a certificate, a public key, or nothing for the encryption
+/// configuration).
 struct Made {
     spec: &'static CertSpec,
-    key: PrivateKey,
-    cert_pem: Option<String>,
+    secret: Secret,
+    public: Option<String>,
 }
 
 /// Generate every key of the table, in parallel: RSA generation dominates
-/// the command's time and the keys are independent.
-fn generate_keys(settings: &ClusterSettings) -> Result<Vec<PrivateKey>> {
+/// the command's time and the keys are independent. None for a row that
+/// is no key pair.
+fn generate_keys(settings: &ClusterSettings) -> Result<Vec<Option<PrivateKey>>> {
     let alg = settings.key_algorithm;
     std::thread::scope(|s| {
         let handles: Vec<_> = pki::CLUSTER_CERTS
             .iter()
-            .map(|_| s.spawn(move || PrivateKey::generate(alg)))
+            .map(|spec| {
+                let pair = spec.is_key_pair();
+                s.spawn(move || pair.then(|| PrivateKey::generate(alg)).transpose())
+            })
             .collect();
         handles
             .into_iter()
@@ -54,53 +62,48 @@ fn generate_keys(settings: &ClusterSettings) -> Result<Vec<PrivateKey>> {
 fn make_pki(settings: &ClusterSettings) -> Result<Vec<Made>> {
     let rsa = settings.key_algorithm.is_rsa();
     let keys = generate_keys(settings)?;
+    let missing = || Error::input("key generation failed");
     // Every CA first (the table puts each before the rows it signs), then
     // each leaf signed by its own CA.
-    let mut made = Vec::new();
     let mut ca_pems = Vec::new();
     for (spec, key) in pki::CLUSTER_CERTS.iter().zip(&keys) {
         if spec.is_ca {
+            let key = key.as_ref().ok_or_else(missing)?;
             let pem = pki::self_signed(spec, &Subject::for_cluster(spec, settings)?, key, rsa)?;
-            ca_pems.push((spec.stem, pem));
+            ca_pems.push((spec, pem, key));
         }
     }
-    let mut certs = Vec::new();
-    {
-        let mut cas = Vec::new();
-        for ((stem, pem), key) in ca_pems.iter().zip(
-            pki::CLUSTER_CERTS
-                .iter()
-                .zip(&keys)
-                .filter(|(s, _)| s.is_ca)
-                .map(|(_, k)| k),
-        ) {
-            let row = pki::spec(stem).expect("a CA row");
-            cas.push(Ca::of(row, pem, key)?);
-        }
-        for (spec, key) in pki::CLUSTER_CERTS.iter().zip(&keys) {
-            let cert_pem = if spec.is_ca {
-                ca_pems
+    let mut cas = Vec::new();
+    for (spec, pem, key) in &ca_pems {
+        cas.push(Ca::of(spec, pem, key)?);
+    }
+    let mut made = Vec::new();
+    for (spec, key) in pki::CLUSTER_CERTS.iter().zip(&keys) {
+        let (secret, public) = match (spec.material, key) {
+            (Material::EncryptionConfig, _) => (encryption::new_config(), None),
+            (_, None) => return Err(missing()),
+            (_, Some(key)) if spec.is_ca => {
+                let pem = ca_pems
                     .iter()
-                    .find(|(s, _)| *s == spec.stem)
-                    .map(|(_, p)| p.clone())
-            } else if spec.has_certificate {
+                    .find(|(s, _, _)| s.stem == spec.stem)
+                    .map(|(_, p, _)| p.clone());
+                (key.to_secret(), pem)
+            }
+            (Material::Certificate, Some(key)) => {
                 let ca = cas
                     .iter()
                     .find(|c| c.row.stem == spec.issuer)
-                    .expect("the table test holds every issuer to a CA row");
+                    .ok_or_else(missing)?;
                 let subject = Subject::for_cluster(spec, settings)?;
-                Some(ca.sign(spec, &subject, key.key_pair(), spec.lifetime_days, rsa)?)
-            } else {
-                None
-            };
-            certs.push(cert_pem);
-        }
-    }
-    for ((spec, key), cert_pem) in pki::CLUSTER_CERTS.iter().zip(keys).zip(certs) {
+                let pem = ca.sign(spec, &subject, key.key_pair(), spec.lifetime_days, rsa)?;
+                (key.to_secret(), Some(pem))
+            }
+            (Material::KeyPair, Some(key)) => (key.to_secret(), Some(key.public_key_pem())),
+        };
         made.push(Made {
             spec,
-            key,
-            cert_pem,
+            secret,
+            public,
         });
     }
     Ok(made)
@@ -165,10 +168,7 @@ fn block_on_cluster_init(
             let ctx = EncryptionContext::new(&cluster, layout::key_name(m.spec.stem));
             let kms = &kms;
             let key_id = settings.kms_key_id.clone();
-            async move {
-                let plaintext = m.key.to_secret();
-                kms.seal(&key_id, &ctx, &plaintext).await
-            }
+            async move { kms.seal(&key_id, &ctx, &m.secret).await }
         }))
         .await?;
 
@@ -187,12 +187,8 @@ fn block_on_cluster_init(
             terraform::entry_point(settings, source).as_bytes(),
         )?;
         for (m, blob) in made.iter().zip(&sealed) {
-            match &m.cert_pem {
-                Some(pem) => put(layout::cert_name(m.spec.stem), pem.as_bytes())?,
-                None => put(
-                    format!("{}.pub", m.spec.stem),
-                    m.key.public_key_pem().as_bytes(),
-                )?,
+            if let (Some(name), Some(public)) = (public_file_name(m.spec), &m.public) {
+                put(name, public.as_bytes())?;
             }
             put(layout::encrypted_key_name(m.spec.stem), blob)?;
         }
@@ -276,16 +272,22 @@ pub fn cluster_renew(repo: &Repo, opts: ClusterRenew) -> Result<Vec<String>> {
     let rsa = settings.key_algorithm.is_rsa();
     let cluster = &opts.cluster;
 
-    // What the cluster has of each row: None when the row is new to it.
-    // (public file, encrypted key) of each row the cluster has.
+    // What the cluster has of each row, (public file, encrypted key):
+    // None when the row is new to it.
     type Pair = (Vec<u8>, Vec<u8>);
     let mut present: Vec<(&'static CertSpec, Option<Pair>)> = Vec::new();
     for spec in pki::CLUSTER_CERTS {
-        let public = dir.file(&public_file_name(spec));
         let key = dir.file(&layout::encrypted_key_name(spec.stem));
+        // A row with nothing public pairs its key with itself.
+        let public = public_file_name(spec).map_or_else(|| key.clone(), |n| dir.file(&n));
+        let has_public = public_file_name(spec).is_some();
         let have = match (public.exists(), key.exists()) {
             (true, true) => {
-                let p = crate::x509::read_pem_file(&public)?;
+                let p = if has_public {
+                    crate::x509::read_pem_file(&public)?
+                } else {
+                    Vec::new()
+                };
                 let k = std::fs::read(&key).map_err(|e| Error::io("read", &key, e))?;
                 Some((p, k))
             }
@@ -344,12 +346,30 @@ pub fn cluster_renew(repo: &Repo, opts: ClusterRenew) -> Result<Vec<String>> {
         }
         let mut certs: Vec<(String, Vec<u8>)> = Vec::new();
         let mut fresh: Vec<(&'static CertSpec, PrivateKey)> = Vec::new();
+        // New secrets that are no key pair: the encryption configuration.
+        let mut fresh_secrets: Vec<(&'static CertSpec, Secret)> = Vec::new();
         for (spec, _, pem, new) in &ca_keys {
             if *new {
                 certs.push((layout::cert_name(spec.stem), pem.clone().into_bytes()));
             }
         }
         for (spec, have) in present.iter().filter(|(s, _)| !s.is_ca) {
+            if spec.material == Material::EncryptionConfig {
+                // Re-keying keeps the old keys after the new one, so
+                // Secrets written before stay readable.
+                match (have, opts.new_keys) {
+                    (None, _) => fresh_secrets.push((spec, encryption::new_config())),
+                    (Some((_, blob)), true) => {
+                        let path = dir.file(&layout::encrypted_key_name(spec.stem));
+                        let ctx = EncryptionContext::new(cluster, layout::key_name(spec.stem));
+                        let current = kms.open(&ctx, blob).await?;
+                        let next = encryption::rotate(&current, &path.display().to_string())?;
+                        fresh_secrets.push((spec, next));
+                    }
+                    (Some(_), false) => {}
+                }
+                continue;
+            }
             let ca = cas
                 .iter()
                 .find(|c| c.row.stem == spec.issuer)
@@ -358,18 +378,18 @@ pub fn cluster_renew(repo: &Repo, opts: ClusterRenew) -> Result<Vec<String>> {
             match keep {
                 None => {
                     let key = PrivateKey::generate(settings.key_algorithm)?;
-                    if spec.has_certificate {
+                    if spec.has_certificate() {
                         let subject = Subject::for_cluster(spec, &settings)?;
                         let pem =
                             ca.sign(spec, &subject, key.key_pair(), spec.lifetime_days, rsa)?;
                         certs.push((layout::cert_name(spec.stem), pem.into_bytes()));
-                    } else {
-                        certs.push((public_file_name(spec), key.public_key_pem().into_bytes()));
+                    } else if let Some(name) = public_file_name(spec) {
+                        certs.push((name, key.public_key_pem().into_bytes()));
                     }
                     fresh.push((spec, key));
                 }
                 // A bare key pair has nothing to re-issue.
-                Some(_) if !spec.has_certificate => {}
+                Some(_) if !spec.has_certificate() => {}
                 Some((pem, _)) => {
                     // Current public keys, from the certificates: keeping a
                     // key needs no decryption.
@@ -389,18 +409,20 @@ pub fn cluster_renew(repo: &Repo, opts: ClusterRenew) -> Result<Vec<String>> {
         let new_cas = ca_keys
             .iter()
             .filter(|(_, _, _, new)| *new)
-            .map(|(spec, key, _, _)| (*spec, key));
-        let sealed = try_join_all(new_cas.chain(fresh.iter().map(|(s, k)| (*s, k))).map(
-            |(spec, key)| {
-                let kms = &kms;
-                let ctx = EncryptionContext::new(cluster, layout::key_name(spec.stem));
-                let key_id = settings.kms_key_id.clone();
-                async move {
-                    let blob = kms.seal(&key_id, &ctx, &key.to_secret()).await?;
-                    Ok::<_, Error>((layout::encrypted_key_name(spec.stem), blob))
-                }
-            },
-        ))
+            .map(|(spec, key, _, _)| (*spec, key.to_secret()));
+        let to_seal: Vec<(&'static CertSpec, Secret)> = new_cas
+            .chain(fresh.iter().map(|(s, k)| (*s, k.to_secret())))
+            .chain(fresh_secrets)
+            .collect();
+        let sealed = try_join_all(to_seal.iter().map(|(spec, secret)| {
+            let kms = &kms;
+            let ctx = EncryptionContext::new(cluster, layout::key_name(spec.stem));
+            let key_id = settings.kms_key_id.clone();
+            async move {
+                let blob = kms.seal(&key_id, &ctx, secret).await?;
+                Ok::<_, Error>((layout::encrypted_key_name(spec.stem), blob))
+            }
+        }))
         .await?;
         Ok::<_, Error>((certs, sealed))
     })??;
@@ -424,13 +446,13 @@ pub fn cluster_renew(repo: &Repo, opts: ClusterRenew) -> Result<Vec<String>> {
     Ok(written)
 }
 
-/// The public half of a row: its certificate, or `<stem>.pub` for a bare
-/// key pair.
-pub(crate) fn public_file_name(spec: &CertSpec) -> String {
-    if spec.has_certificate {
-        layout::cert_name(spec.stem)
-    } else {
-        format!("{}.pub", spec.stem)
+/// The public half of a row: its certificate, `<stem>.pub` for a bare key
+/// pair, nothing for the encryption configuration.
+pub(crate) fn public_file_name(spec: &CertSpec) -> Option<String> {
+    match spec.material {
+        Material::Certificate => Some(layout::cert_name(spec.stem)),
+        Material::KeyPair => Some(format!("{}.pub", spec.stem)),
+        Material::EncryptionConfig => None,
     }
 }
 
@@ -441,7 +463,7 @@ pub fn require_every_row(dir: &layout::ClusterDir) -> Result<()> {
     let missing: Vec<&'static CertSpec> = pki::CLUSTER_CERTS
         .iter()
         .filter(|s| {
-            !dir.file(&public_file_name(s)).exists()
+            public_file_name(s).is_some_and(|n| !dir.file(&n).exists())
                 || !dir.file(&layout::encrypted_key_name(s.stem)).exists()
         })
         .collect();
@@ -451,7 +473,10 @@ pub fn require_every_row(dir: &layout::ClusterDir) -> Result<()> {
     let c = dir.name();
     let names: Vec<String> = missing
         .iter()
-        .map(|s| format!("{} ({})", public_file_name(s), s.purpose))
+        .map(|s| {
+            let file = public_file_name(s).unwrap_or_else(|| layout::encrypted_key_name(s.stem));
+            format!("{file} ({})", s.purpose)
+        })
         .collect();
     Err(Error::input(format!(
         "{}: the cluster has no {}: it was made by an older kaws, or a file was removed",

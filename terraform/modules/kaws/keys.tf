@@ -44,6 +44,8 @@ locals {
       "apiserver-key.pem", "service-account-key.pem", "etcd-client-key.pem",
       "controller-manager-key.pem", "scheduler-key.pem", "bootstrap-key.pem",
       "front-proxy-client-key.pem",
+      # The EncryptionConfiguration with its secretbox keys, not a key pair.
+      "secrets-encryption-key.pem",
     ]
     worker = ["node-key.pem"]
   }

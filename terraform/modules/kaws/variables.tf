@@ -234,7 +234,7 @@ variable "service_account_pub" {
 
 variable "encrypted_keys" {
   type        = map(string)
-  description = "Base64 of the raw KMS CiphertextBlob of each private key, keyed by plaintext file name (apiserver-key.pem, node-key.pem, etcd-key.pem, etcd-client-key.pem, service-account-key.pem, controller-manager-key.pem, scheduler-key.pem, bootstrap-key.pem, front-proxy-client-key.pem)"
+  description = "Base64 of the raw KMS CiphertextBlob of each private key, keyed by plaintext file name (apiserver-key.pem, node-key.pem, etcd-key.pem, etcd-client-key.pem, service-account-key.pem, controller-manager-key.pem, scheduler-key.pem, bootstrap-key.pem, front-proxy-client-key.pem, secrets-encryption-key.pem: the apiserver's EncryptionConfiguration, sealed whole)"
 
   validation {
     # ca-key.pem, etcd-ca-key.pem, front-proxy-ca-key.pem: every CA's key.
@@ -247,11 +247,11 @@ variable "encrypted_keys" {
       [
         "apiserver-key.pem", "node-key.pem", "etcd-key.pem", "etcd-client-key.pem", "service-account-key.pem",
         "controller-manager-key.pem", "scheduler-key.pem", "bootstrap-key.pem",
-        "front-proxy-client-key.pem",
+        "front-proxy-client-key.pem", "secrets-encryption-key.pem",
       ],
       keys(var.encrypted_keys),
     )) == 0
-    error_message = "encrypted_keys must hold apiserver-key.pem, node-key.pem, etcd-key.pem, etcd-client-key.pem, service-account-key.pem, controller-manager-key.pem, scheduler-key.pem, bootstrap-key.pem and front-proxy-client-key.pem."
+    error_message = "encrypted_keys must hold apiserver-key.pem, node-key.pem, etcd-key.pem, etcd-client-key.pem, service-account-key.pem, controller-manager-key.pem, scheduler-key.pem, bootstrap-key.pem, front-proxy-client-key.pem and secrets-encryption-key.pem."
   }
 
   validation {
