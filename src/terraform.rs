@@ -34,6 +34,7 @@ pub const MODULE_FILES: &[(&str, &str)] = &[
     module_file!("nlb.tf"),
     module_file!("outputs.tf"),
     module_file!("security.tf"),
+    module_file!("templates/audit-policy.yaml"),
     module_file!("templates/bastion.ign.tftpl"),
     module_file!("templates/controller.ign.tftpl"),
     module_file!("templates/coredns.yaml.tftpl"),

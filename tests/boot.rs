@@ -203,6 +203,12 @@ fn check_controller(ign: &Server) {
             "/run/kaws/service-account-key.pem",
         ),
         ("secure-port", "443"),
+        // The audit log, on the host, rotated by size and age.
+        ("audit-policy-file", "/etc/kaws/audit-policy.yaml"),
+        ("audit-log-path", "/var/log/kube-apiserver/audit.log"),
+        ("audit-log-maxage", "30"),
+        ("audit-log-maxbackup", "10"),
+        ("audit-log-maxsize", "100"),
         // Secrets at rest: the configuration decrypted into tmpfs.
         (
             "encryption-provider-config",
@@ -211,6 +217,12 @@ fn check_controller(ign: &Server) {
     ] {
         assert_flag(u, api, f, v);
     }
+    assert!(
+        api.contains("-v /var/log/kube-apiserver:/var/log/kube-apiserver "),
+        "the audit log's directory is the host's: {api}"
+    );
+    assert!(api.contains("ExecStartPre=/usr/bin/mkdir -p -m 0700 /var/log/kube-apiserver"));
+    check_audit_policy(ign.file("/etc/kaws/audit-policy.yaml"));
     let etcd: Vec<&str> = flag(api, "etcd-servers").unwrap().split(',').collect();
     assert_eq!(
         etcd,
@@ -751,6 +763,80 @@ fn check_decrypted(role: &str, dir: &Path) {
         );
     }
     assert!(!etc.join("ca-key.pem").exists());
+}
+
+/// The level the audit policy gives a request: the first rule that
+/// matches decides, as in the apiserver's policy checker.
+fn audit_level(policy: &Value, verb: &str, group: &str, resource: &str, url: &str) -> String {
+    let listed = |v: &Value, x: &str| {
+        v.as_array().is_none_or(|a| {
+            a.iter().any(|e| {
+                let e = e.as_str().unwrap();
+                e == x || e.strip_suffix('*').is_some_and(|p| x.starts_with(p))
+            })
+        })
+    };
+    for rule in policy["rules"].as_array().unwrap() {
+        if !listed(&rule["verbs"], verb) {
+            continue;
+        }
+        let matches = if url.is_empty() {
+            rule.get("nonResourceURLs").is_none()
+                && rule["resources"].as_array().is_none_or(|rs| {
+                    rs.iter().any(|r| {
+                        r["group"].as_str().unwrap_or("") == group
+                            && listed(&r["resources"], resource)
+                    })
+                })
+        } else {
+            rule.get("resources").is_none() && listed(&rule["nonResourceURLs"], url)
+        };
+        if matches {
+            return rule["level"].as_str().unwrap().to_string();
+        }
+    }
+    "None".into()
+}
+
+/// Secrets logged without their content, RBAC changes with their bodies,
+/// health reads not at all.
+fn check_audit_policy(text: &str) {
+    let p: Value = serde_yaml_ng::from_str(text).unwrap();
+    assert_eq!(p["apiVersion"], "audit.k8s.io/v1");
+    assert_eq!(p["kind"], "Policy");
+    for (verb, group, resource, url, want) in [
+        ("get", "", "secrets", "", "Metadata"),
+        ("create", "", "secrets", "", "Metadata"),
+        ("list", "", "secrets", "", "Metadata"),
+        ("create", "", "serviceaccounts/token", "", "Metadata"),
+        (
+            "create",
+            "rbac.authorization.k8s.io",
+            "clusterrolebindings",
+            "",
+            "Request",
+        ),
+        ("patch", "rbac.authorization.k8s.io", "roles", "", "Request"),
+        ("get", "rbac.authorization.k8s.io", "roles", "", "Metadata"),
+        ("get", "", "", "/healthz", "None"),
+        ("get", "", "", "/readyz", "None"),
+        ("get", "", "", "/livez", "None"),
+        ("get", "", "", "/version", "None"),
+        ("get", "", "pods", "", "Metadata"),
+    ] {
+        assert_eq!(
+            audit_level(&p, verb, group, resource, url),
+            want,
+            "{verb} {group}/{resource}{url}"
+        );
+    }
+    for rule in p["rules"].as_array().unwrap() {
+        let level = rule["level"].as_str().unwrap();
+        assert!(
+            ["None", "Metadata", "Request", "RequestResponse"].contains(&level),
+            "{rule}"
+        );
+    }
 }
 
 /// The apiserver's EncryptionConfiguration as the decrypt step wrote it:
