@@ -34,6 +34,7 @@ pub const MODULE_FILES: &[(&str, &str)] = &[
     module_file!("nlb.tf"),
     module_file!("outputs.tf"),
     module_file!("security.tf"),
+    module_file!("templates/audit-policy.yaml"),
     module_file!("templates/bastion.ign.tftpl"),
     module_file!("templates/controller.ign.tftpl"),
     module_file!("templates/coredns.yaml.tftpl"),
@@ -294,12 +295,14 @@ fn expected_in_cluster(name: &str) -> bool {
         return !terraform_reads(name);
     }
     for spec in crate::pki::CLUSTER_CERTS {
-        let public = if spec.has_certificate {
-            layout::cert_name(spec.stem)
-        } else {
-            format!("{}.pub", spec.stem)
+        // The encryption configuration has no public file: only its
+        // ciphertext.
+        let public = match spec.material {
+            crate::pki::Material::Certificate => Some(layout::cert_name(spec.stem)),
+            crate::pki::Material::KeyPair => Some(format!("{}.pub", spec.stem)),
+            crate::pki::Material::EncryptionConfig => None,
         };
-        if name == public || name == layout::encrypted_key_name(spec.stem) {
+        if public.is_some_and(|p| name == p) || name == layout::encrypted_key_name(spec.stem) {
             return true;
         }
     }
