@@ -456,12 +456,38 @@ mod tests {
         }
         for name in [
             "alice.tf.json",
+            "secrets-encryption.pem",
+            "secrets-encryption.pub",
+            "etcd-ca.kms.json",
+            "front-proxy-ca.csr",
             "alice.kms.tf.json",
             "alice.auto.tfvars.json",
             "ca.kms.json",
             "x.y.kms.json",
         ] {
             assert!(!expected_in_cluster(name), "{name}");
+        }
+    }
+
+    #[test]
+    fn every_file_kaws_writes_for_the_pki_is_expected() {
+        for name in [
+            "ca.pem",
+            "ca-key.pem.encrypted",
+            "etcd-ca.pem",
+            "etcd-ca-key.pem.encrypted",
+            "front-proxy-ca.pem",
+            "front-proxy-ca-key.pem.encrypted",
+            "front-proxy-client.pem",
+            "front-proxy-client-key.pem.encrypted",
+            "etcd.pem",
+            "etcd-client.pem",
+            "service-account.pub",
+            "service-account-key.pem.encrypted",
+            "secrets-encryption-key.pem.encrypted",
+        ] {
+            assert!(expected_in_cluster(name), "{name}");
+            assert!(!terraform_reads(name), "{name}");
         }
     }
 
