@@ -42,7 +42,7 @@ fn fixture(root: &Path) {
     let ca = Ca::new(&ca_pem, &ca_key).unwrap();
     for spec in &pki::CLUSTER_CERTS[1..] {
         let key = PrivateKey::generate(settings.key_algorithm).unwrap();
-        if spec.has_certificate {
+        if spec.has_certificate() {
             let pem = ca
                 .sign(
                     spec,

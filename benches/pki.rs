@@ -136,7 +136,7 @@ fn make_pki(s: &ClusterSettings) -> Vec<(PrivateKey, Option<String>)> {
     {
         let ca = Ca::new(&ca_pem, &ca_key).unwrap();
         for (spec, key) in CLUSTER_CERTS[1..].iter().zip(keys) {
-            let cert = spec.has_certificate.then(|| {
+            let cert = spec.has_certificate().then(|| {
                 ca.sign(
                     spec,
                     &Subject::for_cluster(spec, s).unwrap(),

@@ -70,6 +70,10 @@ impl fmt::Display for ClusterName {
 /// File stems that belong to the cluster's own PKI; no administrator may take them.
 pub const RESERVED_ADMIN_NAMES: &[&str] = &[
     "ca",
+    "etcd-ca",
+    "front-proxy-ca",
+    "front-proxy-client",
+    "secrets-encryption",
     "apiserver",
     "node",
     "etcd",

@@ -7,6 +7,7 @@
 #![forbid(unsafe_code)]
 
 mod der;
+pub mod encryption;
 pub mod error;
 pub mod exec_credential;
 pub mod fsutil;

@@ -67,12 +67,30 @@ pub enum Holder {
     Administrator,
 }
 
+/// What a row of the table makes. Each is sealed by KMS as
+/// `<stem>-key.pem.encrypted`; the public half, if any, sits beside it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Material {
+    /// A key pair and its certificate, `<stem>.pem`.
+    Certificate,
+    /// A bare key pair, its public key in `<stem>.pub` (the service-account
+    /// signing key).
+    KeyPair,
+    /// The apiserver's EncryptionConfiguration with its secretbox keys
+    /// (see [`crate::encryption`]); nothing public.
+    EncryptionConfig,
+}
+
 /// One row of the certificate table.
 #[derive(Debug)]
 pub struct CertSpec {
     /// File stem: `<stem>.pem`, `<stem>-key.pem.encrypted`.
     pub stem: &'static str,
     pub purpose: &'static str,
+    /// The stem of the CA row that signs it (a CA names itself): etcd and
+    /// the front proxy are trust domains of their own, so a certificate one
+    /// CA signed is never accepted where another's is expected.
+    pub issuer: &'static str,
     /// Common name; `{cluster}` is replaced by the cluster's name.
     pub common_name: &'static str,
     pub organizations: &'static [&'static str],
@@ -83,8 +101,9 @@ pub struct CertSpec {
     pub ext_usages: &'static [ExtUsage],
     pub sans: Sans,
     pub lifetime_days: u32,
-    /// False for a bare key pair (the service-account signing key).
-    pub has_certificate: bool,
+    /// What the row makes: a certificate, a bare key pair, or the
+    /// apiserver's encryption configuration.
+    pub material: Material,
     pub holder: Holder,
 }
 
@@ -94,6 +113,7 @@ pub const LEAF_LIFETIME_DAYS: u32 = 365;
 pub const CA: CertSpec = CertSpec {
     stem: "ca",
     purpose: "cluster certificate authority",
+    issuer: "ca",
     common_name: "kube-{cluster}-ca",
     organizations: &[],
     is_ca: true,
@@ -106,16 +126,41 @@ pub const CA: CertSpec = CertSpec {
     ext_usages: &[],
     sans: Sans::None,
     lifetime_days: CA_LIFETIME_DAYS,
-    has_certificate: true,
+    material: Material::Certificate,
     holder: Holder::PrimaryAdministrators,
 };
 
-/// The cluster's own certificates and keys, CA first.
+/// etcd's own trust domain: etcd trusts only this CA, so no certificate
+/// the cluster CA signed (a node's, an administrator's) is an etcd client.
+pub const ETCD_CA: CertSpec = CertSpec {
+    stem: "etcd-ca",
+    purpose: "etcd certificate authority (etcd's server, peer and client certificates)",
+    issuer: "etcd-ca",
+    common_name: "kube-{cluster}-etcd-ca",
+    ..CA
+};
+
+/// The front proxy's trust domain (kubeadm's front-proxy-ca): the apiserver
+/// trusts a request's X-Remote-User headers only from a client certificate
+/// this CA signed, so no certificate of the cluster CA can assert them.
+pub const FRONT_PROXY_CA: CertSpec = CertSpec {
+    stem: "front-proxy-ca",
+    purpose: "front-proxy certificate authority (the aggregation layer's request headers)",
+    issuer: "front-proxy-ca",
+    common_name: "kube-{cluster}-front-proxy-ca",
+    ..CA
+};
+
+/// The cluster's own certificates and keys, CAs first (each CA before any
+/// row it signs).
 pub const CLUSTER_CERTS: &[CertSpec] = &[
     CA,
+    ETCD_CA,
+    FRONT_PROXY_CA,
     CertSpec {
         stem: "apiserver",
         purpose: "kube-apiserver serving certificate",
+        issuer: "ca",
         common_name: "kube-{cluster}-apiserver",
         organizations: &[],
         is_ca: false,
@@ -124,12 +169,13 @@ pub const CLUSTER_CERTS: &[CertSpec] = &[
         ext_usages: &[ExtUsage::ServerAuth, ExtUsage::ClientAuth],
         sans: Sans::Apiserver,
         lifetime_days: LEAF_LIFETIME_DAYS,
-        has_certificate: true,
+        material: Material::Certificate,
         holder: Holder::Controllers,
     },
     CertSpec {
         stem: "node",
         purpose: "shared by every non-master component (kubelet, kube-proxy)",
+        issuer: "ca",
         common_name: "kube-{cluster}-node",
         organizations: &["system:nodes"],
         is_ca: false,
@@ -138,12 +184,13 @@ pub const CLUSTER_CERTS: &[CertSpec] = &[
         ext_usages: &[ExtUsage::ClientAuth, ExtUsage::ServerAuth],
         sans: Sans::Node,
         lifetime_days: LEAF_LIFETIME_DAYS,
-        has_certificate: true,
+        material: Material::Certificate,
         holder: Holder::Workers,
     },
     CertSpec {
         stem: "etcd",
         purpose: "etcd server and peer certificate",
+        issuer: "etcd-ca",
         common_name: "kube-{cluster}-etcd",
         organizations: &[],
         is_ca: false,
@@ -152,12 +199,13 @@ pub const CLUSTER_CERTS: &[CertSpec] = &[
         ext_usages: &[ExtUsage::ServerAuth, ExtUsage::ClientAuth],
         sans: Sans::Etcd,
         lifetime_days: LEAF_LIFETIME_DAYS,
-        has_certificate: true,
+        material: Material::Certificate,
         holder: Holder::Etcd,
     },
     CertSpec {
         stem: "etcd-client",
         purpose: "the apiserver's client certificate for etcd",
+        issuer: "etcd-ca",
         common_name: "kube-{cluster}-apiserver-etcd-client",
         organizations: &[],
         is_ca: false,
@@ -166,12 +214,29 @@ pub const CLUSTER_CERTS: &[CertSpec] = &[
         ext_usages: &[ExtUsage::ClientAuth],
         sans: Sans::None,
         lifetime_days: LEAF_LIFETIME_DAYS,
-        has_certificate: true,
+        material: Material::Certificate,
+        holder: Holder::Controllers,
+    },
+    CertSpec {
+        stem: "front-proxy-client",
+        purpose: "the apiserver's client certificate towards aggregated APIs (--proxy-client-cert-file)",
+        issuer: "front-proxy-ca",
+        // What --requestheader-allowed-names accepts.
+        common_name: "front-proxy-client",
+        organizations: &[],
+        is_ca: false,
+        key_usages: &[KeyUsage::DigitalSignature],
+        rsa_key_encipherment: true,
+        ext_usages: &[ExtUsage::ClientAuth],
+        sans: Sans::None,
+        lifetime_days: LEAF_LIFETIME_DAYS,
+        material: Material::Certificate,
         holder: Holder::Controllers,
     },
     CertSpec {
         stem: "controller-manager",
         purpose: "kube-controller-manager's client certificate",
+        issuer: "ca",
         common_name: "system:kube-controller-manager",
         organizations: &[],
         is_ca: false,
@@ -180,12 +245,13 @@ pub const CLUSTER_CERTS: &[CertSpec] = &[
         ext_usages: &[ExtUsage::ClientAuth],
         sans: Sans::None,
         lifetime_days: LEAF_LIFETIME_DAYS,
-        has_certificate: true,
+        material: Material::Certificate,
         holder: Holder::Controllers,
     },
     CertSpec {
         stem: "scheduler",
         purpose: "kube-scheduler's client certificate",
+        issuer: "ca",
         common_name: "system:kube-scheduler",
         organizations: &[],
         is_ca: false,
@@ -194,12 +260,13 @@ pub const CLUSTER_CERTS: &[CertSpec] = &[
         ext_usages: &[ExtUsage::ClientAuth],
         sans: Sans::None,
         lifetime_days: LEAF_LIFETIME_DAYS,
-        has_certificate: true,
+        material: Material::Certificate,
         holder: Holder::Controllers,
     },
     CertSpec {
         stem: "bootstrap",
         purpose: "masters apply kaws' RBAC bindings (the shared node certificate's rights) at boot; like kubeadm's admin.conf",
+        issuer: "ca",
         common_name: "kaws:bootstrap",
         organizations: &["system:masters"],
         is_ca: false,
@@ -208,12 +275,13 @@ pub const CLUSTER_CERTS: &[CertSpec] = &[
         ext_usages: &[ExtUsage::ClientAuth],
         sans: Sans::None,
         lifetime_days: LEAF_LIFETIME_DAYS,
-        has_certificate: true,
+        material: Material::Certificate,
         holder: Holder::Controllers,
     },
     CertSpec {
         stem: "service-account",
         purpose: "signs service account tokens (key pair only; public key in service-account.pub)",
+        issuer: "ca",
         common_name: "",
         organizations: &[],
         is_ca: false,
@@ -222,16 +290,45 @@ pub const CLUSTER_CERTS: &[CertSpec] = &[
         ext_usages: &[],
         sans: Sans::None,
         lifetime_days: 0,
-        has_certificate: false,
+        material: Material::KeyPair,
+        holder: Holder::Controllers,
+    },
+    CertSpec {
+        stem: "secrets-encryption",
+        purpose: "the apiserver's EncryptionConfiguration: secretbox keys that encrypt Secrets in etcd",
+        // No certificate: nothing signs it.
+        issuer: "ca",
+        common_name: "",
+        organizations: &[],
+        is_ca: false,
+        key_usages: &[],
+        rsa_key_encipherment: false,
+        ext_usages: &[],
+        sans: Sans::None,
+        lifetime_days: 0,
+        material: Material::EncryptionConfig,
         holder: Holder::Controllers,
     },
 ];
+
+impl CertSpec {
+    pub const fn has_certificate(&self) -> bool {
+        matches!(self.material, Material::Certificate)
+    }
+
+    /// Whether the row's secret is a private key (not the encryption
+    /// configuration).
+    pub const fn is_key_pair(&self) -> bool {
+        !matches!(self.material, Material::EncryptionConfig)
+    }
+}
 
 /// Every administrator's client certificate. CN and O come from the
 /// administrator's name and groups; nothing else comes from the CSR.
 pub const ADMIN_CERT: CertSpec = CertSpec {
     stem: "{admin}",
     purpose: "an administrator's client certificate",
+    issuer: "ca",
     common_name: "{admin}",
     organizations: &[],
     is_ca: false,
@@ -240,7 +337,7 @@ pub const ADMIN_CERT: CertSpec = CertSpec {
     ext_usages: &[ExtUsage::ClientAuth],
     sans: Sans::None,
     lifetime_days: LEAF_LIFETIME_DAYS,
-    has_certificate: true,
+    material: Material::Certificate,
     holder: Holder::Administrator,
 };
 
@@ -249,6 +346,19 @@ pub const ETCD_SERVERS: usize = 3;
 
 pub fn spec(stem: &str) -> Option<&'static CertSpec> {
     CLUSTER_CERTS.iter().find(|s| s.stem == stem)
+}
+
+/// The CA rows of the table, in order.
+pub fn cas() -> impl Iterator<Item = &'static CertSpec> {
+    CLUSTER_CERTS.iter().filter(|s| s.is_ca)
+}
+
+/// The row of the CA that signs `spec` (the table test holds every issuer
+/// to a CA row).
+pub fn issuer_of(row: &CertSpec) -> &'static CertSpec {
+    spec(row.issuer)
+        .filter(|s| s.is_ca)
+        .unwrap_or(&CLUSTER_CERTS[0])
 }
 
 /// The subject alternative names a row asks for, in a cluster.
@@ -503,6 +613,8 @@ pub fn self_signed(
 
 /// A cluster CA ready to sign: its certificate and decrypted key.
 pub struct Ca<'a> {
+    /// The CA's row: names it in errors.
+    pub row: &'static CertSpec,
     pub cert_pem: &'a str,
     pub key: &'a PrivateKey,
     pub not_after: OffsetDateTime,
@@ -511,14 +623,22 @@ pub struct Ca<'a> {
 }
 
 impl<'a> Ca<'a> {
+    /// The cluster CA.
     pub fn new(cert_pem: &'a str, key: &'a PrivateKey) -> Result<Self> {
+        Self::of(&CA, cert_pem, key)
+    }
+
+    /// The CA of one CA row of the table.
+    pub fn of(row: &'static CertSpec, cert_pem: &'a str, key: &'a PrivateKey) -> Result<Self> {
+        let stem = row.stem;
+        // Exactly one PEM block (C4), as every certificate kaws reads.
         let der = crate::x509::decode_pem(
             cert_pem.as_bytes(),
             "CERTIFICATE",
-            std::path::Path::new("ca.pem"),
+            std::path::Path::new(&format!("{stem}.pem")),
         )?;
         let (_, cert) = x509_parser::parse_x509_certificate(&der)
-            .map_err(|e| Error::input(format!("ca.pem: not a valid certificate: {e}")))?;
+            .map_err(|e| Error::input(format!("{stem}.pem: not a valid certificate: {e}")))?;
         let not_after = cert.validity().not_after.to_datetime();
         let subject_der = cert.subject().as_raw().to_vec();
         let key_id = cert
@@ -533,13 +653,15 @@ impl<'a> Ca<'a> {
             .unwrap_or_else(|| Sha256::digest(cert.public_key().raw)[..20].to_vec());
         // The key must be the CA's, or every certificate it signs is useless.
         if cert.public_key().raw != key.public_key_der().as_slice() {
-            return Err(
-                Error::input("ca-key.pem.encrypted does not hold the key of ca.pem").with_hint(
-                    "restore both files from git; they must come from the same `kaws cluster init`",
-                ),
-            );
+            return Err(Error::input(format!(
+                "{stem}-key.pem.encrypted does not hold the key of {stem}.pem"
+            ))
+            .with_hint(
+                "restore both files from git; they must come from the same `kaws cluster init` or `kaws cluster renew`",
+            ));
         }
         Ok(Ca {
+            row,
             cert_pem,
             key,
             not_after,
@@ -551,9 +673,11 @@ impl<'a> Ca<'a> {
     fn validity(&self, days: u32) -> Result<Validity> {
         let validity = Validity::days(days, Some(self.not_after));
         if validity.not_after <= validity.not_before + Duration::minutes(5) {
-            return Err(Error::input("the cluster CA has expired").with_hint(
-                "a new CA means a new cluster PKI; see docs/guides/renew-certificates.md",
-            ));
+            return Err(Error::input(format!(
+                "{}.pem: the {} has expired",
+                self.row.stem, self.row.purpose
+            ))
+            .with_hint("a new CA means a new cluster PKI; see docs/guides/renew-certificates.md"));
         }
         Ok(validity)
     }
@@ -596,8 +720,9 @@ impl<'a> Ca<'a> {
     ) -> Result<String> {
         let validity = self.validity(days)?;
         let p = params(spec, subject, validity, rsa)?;
-        let issuer = Issuer::from_ca_cert_pem(self.cert_pem, self.key.key_pair())
-            .map_err(|e| Error::input(format!("ca.pem: cannot sign with it: {e}")))?;
+        let issuer = Issuer::from_ca_cert_pem(self.cert_pem, self.key.key_pair()).map_err(|e| {
+            Error::input(format!("{}.pem: cannot sign with it: {e}", self.row.stem))
+        })?;
         p.signed_by(public_key, &issuer)
             .map(|c| c.pem())
             .map_err(|e| Error::input(format!("could not sign the {} certificate: {e}", spec.stem)))
@@ -619,7 +744,25 @@ mod tests {
     #[test]
     fn table_is_consistent() {
         assert_eq!(CLUSTER_CERTS[0].stem, "ca");
-        assert_eq!(CLUSTER_CERTS.iter().filter(|c| c.is_ca).count(), 1);
+        for (i, c) in CLUSTER_CERTS.iter().enumerate() {
+            // Every issuer is a CA row that comes before the rows it signs.
+            let at = CLUSTER_CERTS.iter().position(|r| r.stem == c.issuer);
+            assert!(
+                at.is_some_and(|a| CLUSTER_CERTS[a].is_ca && a <= i),
+                "{}",
+                c.stem
+            );
+            assert_eq!(c.is_ca, c.issuer == c.stem, "{}", c.stem);
+            if c.is_ca {
+                assert_eq!(c.holder, Holder::PrimaryAdministrators, "{}", c.stem);
+            }
+        }
+        assert_eq!(issuer_of(spec("etcd").unwrap()).stem, "etcd-ca");
+        assert_eq!(issuer_of(spec("etcd-client").unwrap()).stem, "etcd-ca");
+        assert_eq!(
+            issuer_of(spec("front-proxy-client").unwrap()).stem,
+            "front-proxy-ca"
+        );
         for c in CLUSTER_CERTS {
             assert!(!crate::layout::RESERVED_ADMIN_NAMES.is_empty());
             assert!(

@@ -35,6 +35,7 @@ pub const MODULE_FILES: &[(&str, &str)] = &[
     module_file!("nlb.tf"),
     module_file!("outputs.tf"),
     module_file!("security.tf"),
+    module_file!("templates/audit-policy.yaml"),
     module_file!("templates/bastion.ign.tftpl"),
     module_file!("templates/controller.ign.tftpl"),
     module_file!("templates/coredns.yaml.tftpl"),
@@ -295,12 +296,14 @@ fn expected_in_cluster(name: &str) -> bool {
         return !terraform_reads(name);
     }
     for spec in crate::pki::CLUSTER_CERTS {
-        let public = if spec.has_certificate {
-            layout::cert_name(spec.stem)
-        } else {
-            format!("{}.pub", spec.stem)
+        // The encryption configuration has no public file: only its
+        // ciphertext.
+        let public = match spec.material {
+            crate::pki::Material::Certificate => Some(layout::cert_name(spec.stem)),
+            crate::pki::Material::KeyPair => Some(format!("{}.pub", spec.stem)),
+            crate::pki::Material::EncryptionConfig => None,
         };
-        if name == public || name == layout::encrypted_key_name(spec.stem) {
+        if public.is_some_and(|p| name == p) || name == layout::encrypted_key_name(spec.stem) {
             return true;
         }
     }
@@ -454,12 +457,38 @@ mod tests {
         }
         for name in [
             "alice.tf.json",
+            "secrets-encryption.pem",
+            "secrets-encryption.pub",
+            "etcd-ca.kms.json",
+            "front-proxy-ca.csr",
             "alice.kms.tf.json",
             "alice.auto.tfvars.json",
             "ca.kms.json",
             "x.y.kms.json",
         ] {
             assert!(!expected_in_cluster(name), "{name}");
+        }
+    }
+
+    #[test]
+    fn every_file_kaws_writes_for_the_pki_is_expected() {
+        for name in [
+            "ca.pem",
+            "ca-key.pem.encrypted",
+            "etcd-ca.pem",
+            "etcd-ca-key.pem.encrypted",
+            "front-proxy-ca.pem",
+            "front-proxy-ca-key.pem.encrypted",
+            "front-proxy-client.pem",
+            "front-proxy-client-key.pem.encrypted",
+            "etcd.pem",
+            "etcd-client.pem",
+            "service-account.pub",
+            "service-account-key.pem.encrypted",
+            "secrets-encryption-key.pem.encrypted",
+        ] {
+            assert!(expected_in_cluster(name), "{name}");
+            assert!(!terraform_reads(name), "{name}");
         }
     }
 

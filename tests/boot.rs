@@ -92,6 +92,8 @@ const CONTROLLER_KEYS: &[&str] = &[
     "controller-manager-key.pem",
     "scheduler-key.pem",
     "bootstrap-key.pem",
+    "front-proxy-client-key.pem",
+    "secrets-encryption-key.pem",
 ];
 
 fn role_keys(role: &str) -> BTreeSet<String> {
@@ -179,7 +181,22 @@ fn check_controller(ign: &Server) {
         ("kubelet-certificate-authority", "/etc/kaws/ca.pem"),
         ("kubelet-client-certificate", "/etc/kaws/apiserver.pem"),
         ("kubelet-client-key", "/run/kaws/apiserver-key.pem"),
-        ("etcd-cafile", "/etc/kaws/ca.pem"),
+        ("etcd-cafile", "/etc/kaws/etcd-ca.pem"),
+        // The aggregation layer: only the front-proxy CA's client named
+        // front-proxy-client may assert a user in headers.
+        (
+            "requestheader-client-ca-file",
+            "/etc/kaws/front-proxy-ca.pem",
+        ),
+        ("requestheader-allowed-names", "front-proxy-client"),
+        ("requestheader-extra-headers-prefix", "X-Remote-Extra-"),
+        ("requestheader-group-headers", "X-Remote-Group"),
+        ("requestheader-username-headers", "X-Remote-User"),
+        ("proxy-client-cert-file", "/etc/kaws/front-proxy-client.pem"),
+        (
+            "proxy-client-key-file",
+            "/run/kaws/front-proxy-client-key.pem",
+        ),
         ("etcd-certfile", "/etc/kaws/etcd-client.pem"),
         ("etcd-keyfile", "/run/kaws/etcd-client-key.pem"),
         ("service-account-key-file", "/etc/kaws/service-account.pub"),
@@ -188,9 +205,26 @@ fn check_controller(ign: &Server) {
             "/run/kaws/service-account-key.pem",
         ),
         ("secure-port", "443"),
+        // The audit log, on the host, rotated by size and age.
+        ("audit-policy-file", "/etc/kaws/audit-policy.yaml"),
+        ("audit-log-path", "/var/log/kube-apiserver/audit.log"),
+        ("audit-log-maxage", "30"),
+        ("audit-log-maxbackup", "10"),
+        ("audit-log-maxsize", "100"),
+        // Secrets at rest: the configuration decrypted into tmpfs.
+        (
+            "encryption-provider-config",
+            "/run/kaws/secrets-encryption-key.pem",
+        ),
     ] {
         assert_flag(u, api, f, v);
     }
+    assert!(
+        api.contains("-v /var/log/kube-apiserver:/var/log/kube-apiserver "),
+        "the audit log's directory is the host's: {api}"
+    );
+    assert!(api.contains("ExecStartPre=/usr/bin/mkdir -p -m 0700 /var/log/kube-apiserver"));
+    check_audit_policy(ign.file("/etc/kaws/audit-policy.yaml"));
     let etcd: Vec<&str> = flag(api, "etcd-servers").unwrap().split(',').collect();
     assert_eq!(
         etcd,
@@ -427,8 +461,8 @@ fn check_etcd(n: usize, ign: &Server) {
         ("name", format!("etcd-{n}")),
         ("client-cert-auth", "true".into()),
         ("peer-client-cert-auth", "true".into()),
-        ("trusted-ca-file", "/etc/kaws/ca.pem".into()),
-        ("peer-trusted-ca-file", "/etc/kaws/ca.pem".into()),
+        ("trusted-ca-file", "/etc/kaws/etcd-ca.pem".into()),
+        ("peer-trusted-ca-file", "/etc/kaws/etcd-ca.pem".into()),
         ("cert-file", "/etc/kaws/etcd.pem".into()),
         ("key-file", "/run/kaws/etcd-key.pem".into()),
         ("peer-cert-file", "/etc/kaws/etcd.pem".into()),
@@ -700,6 +734,10 @@ fn check_decrypted(role: &str, dir: &Path) {
     for key in &found {
         let key_path = run.join(key);
         assert_eq!(mode(&key_path), 0o600, "{role}: {key}");
+        if key == "secrets-encryption-key.pem" {
+            check_encryption_config(&std::fs::read_to_string(&key_path).unwrap());
+            continue;
+        }
         let cert = key.replace("-key.pem", ".pem");
         let from_key = openssl_ok(&["pkey", "-in", key_path.to_str().unwrap(), "-pubout"], dir);
         let from_cert = if cert == "service-account.pem" {
@@ -723,6 +761,98 @@ fn check_decrypted(role: &str, dir: &Path) {
         );
     }
     assert!(!etc.join("ca-key.pem").exists());
+}
+
+/// The level the audit policy gives a request: the first rule that
+/// matches decides, as in the apiserver's policy checker.
+fn audit_level(policy: &Value, verb: &str, group: &str, resource: &str, url: &str) -> String {
+    let listed = |v: &Value, x: &str| {
+        v.as_array().is_none_or(|a| {
+            a.iter().any(|e| {
+                let e = e.as_str().unwrap();
+                e == x || e.strip_suffix('*').is_some_and(|p| x.starts_with(p))
+            })
+        })
+    };
+    for rule in policy["rules"].as_array().unwrap() {
+        if !listed(&rule["verbs"], verb) {
+            continue;
+        }
+        let matches = if url.is_empty() {
+            rule.get("nonResourceURLs").is_none()
+                && rule["resources"].as_array().is_none_or(|rs| {
+                    rs.iter().any(|r| {
+                        r["group"].as_str().unwrap_or("") == group
+                            && listed(&r["resources"], resource)
+                    })
+                })
+        } else {
+            rule.get("resources").is_none() && listed(&rule["nonResourceURLs"], url)
+        };
+        if matches {
+            return rule["level"].as_str().unwrap().to_string();
+        }
+    }
+    "None".into()
+}
+
+/// Secrets logged without their content, RBAC changes with their bodies,
+/// health reads not at all.
+fn check_audit_policy(text: &str) {
+    let p: Value = serde_yaml_ng::from_str(text).unwrap();
+    assert_eq!(p["apiVersion"], "audit.k8s.io/v1");
+    assert_eq!(p["kind"], "Policy");
+    for (verb, group, resource, url, want) in [
+        ("get", "", "secrets", "", "Metadata"),
+        ("create", "", "secrets", "", "Metadata"),
+        ("list", "", "secrets", "", "Metadata"),
+        ("create", "", "serviceaccounts/token", "", "Metadata"),
+        (
+            "create",
+            "rbac.authorization.k8s.io",
+            "clusterrolebindings",
+            "",
+            "Request",
+        ),
+        ("patch", "rbac.authorization.k8s.io", "roles", "", "Request"),
+        ("get", "rbac.authorization.k8s.io", "roles", "", "Metadata"),
+        ("get", "", "", "/healthz", "None"),
+        ("get", "", "", "/readyz", "None"),
+        ("get", "", "", "/livez", "None"),
+        ("get", "", "", "/version", "None"),
+        ("get", "", "pods", "", "Metadata"),
+    ] {
+        assert_eq!(
+            audit_level(&p, verb, group, resource, url),
+            want,
+            "{verb} {group}/{resource}{url}"
+        );
+    }
+    for rule in p["rules"].as_array().unwrap() {
+        let level = rule["level"].as_str().unwrap();
+        assert!(
+            ["None", "Metadata", "Request", "RequestResponse"].contains(&level),
+            "{rule}"
+        );
+    }
+}
+
+/// The apiserver's EncryptionConfiguration as the decrypt step wrote it:
+/// Secrets encrypted by secretbox with a 32-byte key, identity last so
+/// Secrets written before stay readable.
+fn check_encryption_config(text: &str) {
+    assert!(text.contains("-----BEGIN"), "the decrypt step's PEM check");
+    let v: Value = serde_yaml_ng::from_str(text).unwrap();
+    assert_eq!(v["apiVersion"], "apiserver.config.k8s.io/v1");
+    assert_eq!(v["kind"], "EncryptionConfiguration");
+    let r = &v["resources"][0];
+    assert_eq!(r["resources"], serde_json::json!(["secrets"]));
+    let keys = r["providers"][0]["secretbox"]["keys"].as_array().unwrap();
+    assert!(!keys.is_empty());
+    for k in keys {
+        assert_eq!(b64decode(k["secret"].as_str().unwrap()).len(), 32, "{k}");
+    }
+    assert!(r["providers"][1]["identity"].is_object());
 }
 
 /// The decrypt step, once plainly and once behind a proxy that fails the
@@ -759,9 +889,16 @@ fn judge_decrypt(w: &World, role: &str, s: &Server, work: &Path) -> PathBuf {
 /// etcd for real: the three members' flags exactly as their units render
 /// them (addresses and directories substituted), with the certificates and
 /// keys the decrypt step wrote. The cluster is healthy through etcdctl with
-/// the apiserver's etcd client certificate, and refuses a client certificate
-/// from another CA.
-fn judge_etcd(members: &[&Server], etcd_dir: &Path, client_dir: &Path, work: &Path) {
+/// the apiserver's etcd client certificate, and refuses every client
+/// certificate the cluster CA signed (review S4: the node's, the
+/// controller-manager's, the apiserver's) and one from a stranger's CA.
+fn judge_etcd(
+    members: &[&Server],
+    etcd_dir: &Path,
+    client_dir: &Path,
+    worker_dir: &Path,
+    work: &Path,
+) {
     let ports = free_ports(6);
     let (client, peer) = ports.split_at(3);
     let etc = etcd_dir.join("etc");
@@ -834,7 +971,7 @@ fn judge_etcd(members: &[&Server], etcd_dir: &Path, client_dir: &Path, work: &Pa
         Command::new("etcdctl")
             .env("ETCDCTL_API", "3")
             .arg(format!("--endpoints={endpoints}"))
-            .arg(format!("--cacert={}", etc.join("ca.pem").display()))
+            .arg(format!("--cacert={}", etc.join("etcd-ca.pem").display()))
             .arg(format!("--cert={}", cert.display()))
             .arg(format!("--key={}", key.display()))
             .args(["--dial-timeout=3s", "--command-timeout=5s"])
@@ -942,6 +1079,25 @@ fn judge_etcd(members: &[&Server], etcd_dir: &Path, client_dir: &Path, work: &Pa
         !out.status.success(),
         "etcd accepted a certificate from another CA"
     );
+    // Certificates of the cluster CA, each a valid client certificate of
+    // the Kubernetes API, are no etcd clients.
+    for (dir, name) in [
+        (worker_dir, "node"),
+        (client_dir, "controller-manager"),
+        (client_dir, "apiserver"),
+        (client_dir, "bootstrap"),
+    ] {
+        let (c, k) = (
+            dir.join(format!("etc/{name}.pem")),
+            dir.join(format!("run/{name}-key.pem")),
+        );
+        assert!(c.is_file() && k.is_file(), "{name}: {c:?} {k:?}");
+        let out = etcdctl(&c, &k, &["put", "/kaws/intruder", name]);
+        assert!(
+            !out.status.success(),
+            "etcd accepted {name}.pem, which the cluster CA signed"
+        );
+    }
     let out = etcdctl(
         &cert,
         &key,
@@ -1235,7 +1391,8 @@ fn servers_boot_with_their_own_identities_and_keys_only_in_tmpfs() {
     for (n, s) in etcd.iter().enumerate() {
         check_common("etcd", s);
         check_etcd(n, s);
-        assert_eq!(s.env_list("KAWS_CERTS"), set(&["ca.pem", "etcd.pem"]));
+        // etcd needs only its own CA.
+        assert_eq!(s.env_list("KAWS_CERTS"), set(&["etcd-ca.pem", "etcd.pem"]));
     }
     let controller = &servers["controller"];
     let worker = &servers["worker"];
@@ -1248,6 +1405,9 @@ fn servers_boot_with_their_own_identities_and_keys_only_in_tmpfs() {
         controller.env_list("KAWS_CERTS"),
         set(&[
             "ca.pem",
+            "etcd-ca.pem",
+            "front-proxy-ca.pem",
+            "front-proxy-client.pem",
             "apiserver.pem",
             "etcd-client.pem",
             "service-account.pub",
@@ -1260,10 +1420,10 @@ fn servers_boot_with_their_own_identities_and_keys_only_in_tmpfs() {
 
     // The decrypt step, with the objects and ciphertext the apply stored,
     // plainly and under faults; then etcd with what it wrote.
-    judge_decrypt(&w, "worker", worker, &work);
+    let worker_dir = judge_decrypt(&w, "worker", worker, &work);
     let client_dir = judge_decrypt(&w, "controller", controller, &work);
     let etcd_dir = judge_decrypt(&w, "etcd", etcd[0], &work);
-    judge_etcd(&etcd, &etcd_dir, &client_dir, &work);
+    judge_etcd(&etcd, &etcd_dir, &client_dir, &worker_dir, &work);
 
     // IAM: each role decrypts exactly its own keys, nobody the CA key.
     for role in ["controller", "worker", "etcd"] {
@@ -1273,6 +1433,7 @@ fn servers_boot_with_their_own_identities_and_keys_only_in_tmpfs() {
             role_keys(role),
             "{role}: kms:Decrypt kaws:file values"
         );
+        // Matches every CA's key: ca-key.pem, etcd-ca-key.pem, ...
         assert!(!doc.contains("ca-key.pem"), "{role}: {doc}");
     }
 

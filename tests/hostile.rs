@@ -1094,3 +1094,292 @@ fn c3_m4_plan_runs_no_code_kaws_did_not_write() {
         stderr(&out)
     );
 }
+
+/// Mallory's key, sealed under her own KMS key with the context kaws uses
+/// for `file` (the context is no secret), written over `<file>.encrypted`.
+fn seal_as_mallory(w: &World, evil: &str, dir: &Path, file: &str) {
+    // PKCS#8, as kaws seals keys: the key parses, only its sealing differs.
+    let pem = w.tmp.path().join("mallory-pkcs8.pem");
+    openssl_ok(
+        &[
+            "genpkey",
+            "-algorithm",
+            "EC",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-out",
+            pem.to_str().unwrap(),
+        ],
+        w.tmp.path(),
+    );
+    let out = w.aws(&[
+        "kms",
+        "encrypt",
+        "--key-id",
+        evil,
+        "--plaintext",
+        &format!("fileb://{}", pem.display()),
+        "--encryption-context",
+        &format!("kaws:cluster=prod,kaws:file={file}"),
+        "--query",
+        "CiphertextBlob",
+        "--output",
+        "text",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    std::fs::write(
+        dir.join(format!("{file}.encrypted")),
+        b64decode(String::from_utf8_lossy(&out.stdout).trim()),
+    )
+    .unwrap();
+}
+
+#[test]
+fn c2_the_etcd_and_front_proxy_ca_keys_and_the_encryption_configuration_are_opened_as_the_cas() {
+    let w = World::new();
+    let key = w.kms_key();
+    assert!(w.cluster_init("prod", &key, &[]).status.success());
+    let dir = w.cluster_dir("prod");
+    let evil = w.kms_key();
+    for (stem, args) in [
+        ("etcd-ca", &["cluster", "renew", "prod"][..]),
+        ("front-proxy-ca", &["cluster", "renew", "prod"][..]),
+        (
+            "secrets-encryption",
+            &["cluster", "renew", "prod", "--new-keys"][..],
+        ),
+    ] {
+        let file = format!("{stem}-key.pem.encrypted");
+        let original = std::fs::read(dir.join(&file)).unwrap();
+        seal_as_mallory(&w, &evil, &dir, &format!("{stem}-key.pem"));
+        let before = w.snapshot();
+        let out = w.kaws().args(args).output().unwrap();
+        assert_eq!(code(&out), Some(3), "{stem}: {}", both(&out));
+        assert!(
+            stderr(&out).contains(&format!("{file}: sealed under KMS key")),
+            "{stem}: {}",
+            stderr(&out)
+        );
+        assert_eq!(before, w.snapshot(), "{stem}: nothing was written");
+        let out = w
+            .kaws()
+            .args(["cluster", "check", "prod"])
+            .output()
+            .unwrap();
+        assert_eq!(code(&out), Some(6), "{stem}: {}", both(&out));
+        assert!(
+            both(&out).contains("which seals ca-key.pem.encrypted"),
+            "{stem}: {}",
+            both(&out)
+        );
+        std::fs::write(dir.join(&file), &original).unwrap();
+    }
+    // With the files restored, new keys of every row are sealed under the
+    // key that seals the CA's, as KMS itself reports.
+    run_ok(w.kaws().args(["cluster", "renew", "prod", "--new-keys"]));
+    for stem in [
+        "etcd",
+        "etcd-client",
+        "front-proxy-client",
+        "secrets-encryption",
+    ] {
+        assert_eq!(
+            sealed_under(
+                &w,
+                &dir.join(format!("{stem}-key.pem.encrypted")),
+                &format!("{stem}-key.pem")
+            ),
+            key_arn(&w, &key),
+            "{stem}"
+        );
+    }
+}
+
+#[test]
+fn c1_a_swapped_etcd_certificate_or_ca_certificate_is_not_certified() {
+    let w = World::new();
+    let key = w.kms_key();
+    assert!(w.cluster_init("prod", &key, &[]).status.success());
+    let dir = w.cluster_dir("prod");
+    for (file, subject, message) in [
+        (
+            "etcd-client.pem",
+            "/CN=kube-prod-apiserver-etcd-client",
+            "etcd-client.pem: its public key is not the one sealed in etcd-client-key.pem.encrypted",
+        ),
+        (
+            "front-proxy-client.pem",
+            "/CN=front-proxy-client",
+            "front-proxy-client.pem: its public key is not the one sealed in front-proxy-client-key.pem.encrypted",
+        ),
+        (
+            "etcd-ca.pem",
+            "/CN=kube-prod-etcd-ca",
+            "etcd-ca-key.pem.encrypted does not hold the key of etcd-ca.pem",
+        ),
+    ] {
+        let original = std::fs::read(dir.join(file)).unwrap();
+        mallory_cert(&w, &dir.join(file), subject);
+        let before = w.snapshot();
+        let out = w
+            .kaws()
+            .args(["cluster", "renew", "prod"])
+            .output()
+            .unwrap();
+        assert_eq!(code(&out), Some(3), "{file}: {}", both(&out));
+        assert!(stderr(&out).contains(message), "{file}: {}", stderr(&out));
+        assert_eq!(before, w.snapshot(), "{file}: nothing was certified");
+        std::fs::write(dir.join(file), &original).unwrap();
+    }
+    run_ok(w.kaws().args(["cluster", "renew", "prod"]));
+    // Each leaf chains to its own CA only.
+    openssl_ok(
+        &[
+            "verify",
+            "-CAfile",
+            "etcd-ca.pem",
+            "etcd.pem",
+            "etcd-client.pem",
+        ],
+        &dir,
+    );
+    openssl_ok(
+        &[
+            "verify",
+            "-CAfile",
+            "front-proxy-ca.pem",
+            "front-proxy-client.pem",
+        ],
+        &dir,
+    );
+    for (ca, leaf) in [
+        ("ca.pem", "etcd-client.pem"),
+        ("etcd-ca.pem", "apiserver.pem"),
+    ] {
+        let out = Command::new("openssl")
+            .args(["verify", "-CAfile", ca, leaf])
+            .current_dir(&dir)
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{leaf} chains to {ca}");
+    }
+}
+
+#[test]
+fn c4_each_certificate_terraform_hands_out_chains_to_its_own_ca() {
+    let w = World::new();
+    let key = w.kms_key();
+    assert!(w.cluster_init("prod", &key, &[]).status.success());
+    let dir = w.cluster_dir("prod");
+    let (terraform, ran) = fake_terraform(&w);
+    // A certificate the cluster CA signed where etcd's is expected.
+    let etcd = std::fs::read(dir.join("etcd.pem")).unwrap();
+    std::fs::copy(dir.join("apiserver.pem"), dir.join("etcd.pem")).unwrap();
+    let out = w
+        .kaws()
+        .env("KAWS_TERRAFORM", &terraform)
+        .args(["cluster", "plan", "prod"])
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), Some(3), "{}", both(&out));
+    assert!(
+        stderr(&out).contains("etcd.pem: not signed by the etcd certificate authority"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!ran.exists());
+    std::fs::write(dir.join("etcd.pem"), &etcd).unwrap();
+    // A second CA appended to the front-proxy CA.
+    let evil = w.tmp.path().join("evil-ca.pem");
+    mallory_cert(&w, &evil, "/CN=kube-prod-front-proxy-ca");
+    let mut ca = std::fs::read(dir.join("front-proxy-ca.pem")).unwrap();
+    ca.extend(std::fs::read(&evil).unwrap());
+    std::fs::write(dir.join("front-proxy-ca.pem"), &ca).unwrap();
+    let out = w
+        .kaws()
+        .env("KAWS_TERRAFORM", &terraform)
+        .args(["cluster", "plan", "prod"])
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), Some(3), "{}", both(&out));
+    assert!(
+        stderr(&out).contains("front-proxy-ca.pem: holds 2 PEM blocks"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!ran.exists(), "Terraform never ran over the second CA");
+    let out = w
+        .kaws()
+        .args(["cluster", "check", "prod", "--offline"])
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), Some(6), "{}", both(&out));
+    assert!(both(&out).contains("2 PEM blocks"), "{}", both(&out));
+}
+
+#[test]
+fn c2_what_an_older_cluster_lacks_is_sealed_under_the_key_that_seals_the_cas() {
+    let w = World::new();
+    let key = w.kms_key();
+    assert!(w.cluster_init("prod", &key, &[]).status.success());
+    let dir = w.cluster_dir("prod");
+    for f in [
+        "etcd-ca.pem",
+        "etcd-ca-key.pem.encrypted",
+        "front-proxy-ca.pem",
+        "front-proxy-ca-key.pem.encrypted",
+        "front-proxy-client.pem",
+        "front-proxy-client-key.pem.encrypted",
+        "secrets-encryption-key.pem.encrypted",
+    ] {
+        std::fs::remove_file(dir.join(f)).unwrap();
+    }
+    let (terraform, ran) = fake_terraform(&w);
+    let out = w
+        .kaws()
+        .env("KAWS_TERRAFORM", &terraform)
+        .args(["cluster", "plan", "prod"])
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), Some(3), "{}", both(&out));
+    assert!(
+        stderr(&out).contains("kaws cluster renew prod"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!ran.exists());
+    run_ok(w.kaws().args(["cluster", "renew", "prod"]));
+    for stem in [
+        "etcd-ca",
+        "front-proxy-ca",
+        "front-proxy-client",
+        "secrets-encryption",
+    ] {
+        assert_eq!(
+            sealed_under(
+                &w,
+                &dir.join(format!("{stem}-key.pem.encrypted")),
+                &format!("{stem}-key.pem")
+            ),
+            key_arn(&w, &key),
+            "{stem}"
+        );
+    }
+    // The kept etcd keys are now certified by the new etcd CA.
+    openssl_ok(
+        &[
+            "verify",
+            "-CAfile",
+            "etcd-ca.pem",
+            "etcd.pem",
+            "etcd-client.pem",
+        ],
+        &dir,
+    );
+    let out = w
+        .kaws()
+        .args(["cluster", "check", "prod"])
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), Some(0), "{}", both(&out));
+}

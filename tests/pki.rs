@@ -6,9 +6,18 @@ mod common;
 use common::*;
 use std::path::Path;
 
-const CERTS: &[&str] = &["apiserver", "node", "etcd", "etcd-client"];
+const CERTS: &[&str] = &[
+    "apiserver",
+    "node",
+    "etcd",
+    "etcd-client",
+    "front-proxy-client",
+];
 const KEYS: &[&str] = &[
     "ca",
+    "etcd-ca",
+    "front-proxy-ca",
+    "front-proxy-client",
     "apiserver",
     "node",
     "etcd",
@@ -19,8 +28,117 @@ const KEYS: &[&str] = &[
     "service-account",
 ];
 
+/// The cluster's CA certificates.
+const CAS: &[&str] = &["ca.pem", "etcd-ca.pem", "front-proxy-ca.pem"];
+
+/// The CA certificate that must verify a leaf; every other must refuse it.
+fn issuer(cert: &str) -> &'static str {
+    match cert {
+        "etcd" | "etcd-client" => "etcd-ca.pem",
+        "front-proxy-client" => "front-proxy-ca.pem",
+        _ => "ca.pem",
+    }
+}
+
 fn ext(dir: &Path, cert: &str, which: &str) -> String {
     openssl_ok(&["x509", "-in", cert, "-noout", "-ext", which], dir)
+}
+
+/// The apiserver's EncryptionConfiguration: (name, base64 key) of each
+/// secretbox key, in order, after checking what the apiserver needs.
+fn encryption_keys(pem: &[u8]) -> Vec<(String, String)> {
+    let text = String::from_utf8(pem.to_vec()).unwrap();
+    assert!(text.starts_with("# -----BEGIN KAWS ENCRYPTION CONFIGURATION-----"));
+    let v: serde_json::Value = serde_yaml_ng::from_str(&text).unwrap();
+    assert_eq!(v["kind"], "EncryptionConfiguration");
+    assert_eq!(v["apiVersion"], "apiserver.config.k8s.io/v1");
+    let r = &v["resources"][0];
+    assert_eq!(r["resources"], serde_json::json!(["secrets"]));
+    assert!(r["providers"][1]["identity"].is_object(), "identity last");
+    r["providers"][0]["secretbox"]["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| {
+            let secret = k["secret"].as_str().unwrap().to_string();
+            assert_eq!(b64decode(&secret).len(), 32, "a 32-byte key");
+            (k["name"].as_str().unwrap().to_string(), secret)
+        })
+        .collect()
+}
+
+/// Secrets at rest: init seals a configuration with one key; renew keeps
+/// it; renew --new-keys puts a new key first and keeps the old one second,
+/// so Secrets written before stay readable; check opens and validates it.
+#[test]
+fn secrets_encryption_is_sealed_and_rekeying_keeps_the_old_key() {
+    let w = World::new();
+    let key = w.kms_key();
+    assert!(w.cluster_init("enc", &key, &[]).status.success());
+    let d = w.cluster_dir("enc");
+    assert!(!d.join("secrets-encryption.pem").exists());
+    let blob = std::fs::read(d.join("secrets-encryption-key.pem.encrypted")).unwrap();
+    let first = encryption_keys(&decrypt(&w, "enc", "secrets-encryption"));
+    assert_eq!(first.len(), 1);
+    // Bound to its own name: it does not open as another file.
+    let wrong = w.aws_decrypt(
+        "enc",
+        &d.join("secrets-encryption-key.pem.encrypted"),
+        "apiserver-key.pem",
+    );
+    assert!(!wrong.status.success());
+
+    let out = w.kaws().args(["cluster", "renew", "enc"]).output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        std::fs::read(d.join("secrets-encryption-key.pem.encrypted")).unwrap(),
+        blob,
+        "renew without --new-keys keeps the keys"
+    );
+    let out = w
+        .kaws()
+        .args(["cluster", "renew", "enc", "--new-keys"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let second = encryption_keys(&decrypt(&w, "enc", "secrets-encryption"));
+    assert_eq!(second.len(), 2, "{second:?}");
+    assert_ne!(second[0], first[0], "a new first key encrypts");
+    assert_eq!(second[1], first[0], "the old key still decrypts");
+    let out = w.kaws().args(["cluster", "check", "enc"]).output().unwrap();
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+
+    // A configuration that is not kaws' is reported, not a panic.
+    let junk = w.tmp.path().join("junk");
+    std::fs::write(&junk, "apiVersion: v1\nkind: ConfigMap\n").unwrap();
+    let junk = format!("fileb://{}", junk.display());
+    let ctx_swap = w.aws_ok(&[
+        "kms",
+        "encrypt",
+        "--key-id",
+        &key,
+        "--plaintext",
+        &junk,
+        "--encryption-context",
+        "kaws:cluster=enc,kaws:file=secrets-encryption-key.pem",
+        "--query",
+        "CiphertextBlob",
+        "--output",
+        "text",
+    ]);
+    std::fs::write(
+        d.join("secrets-encryption-key.pem.encrypted"),
+        b64decode(ctx_swap.trim()),
+    )
+    .unwrap();
+    let out = w.kaws().args(["cluster", "check", "enc"]).output().unwrap();
+    let text = format!("{}{}", stdout(&out), stderr(&out));
+    assert!(!out.status.success(), "{text}");
+    assert!(!text.contains("panicked"), "{text}");
+    assert!(
+        text.contains("secrets-encryption-key.pem.encrypted"),
+        "{text}"
+    );
 }
 
 /// Decrypt `<stem>-key.pem.encrypted` with the aws CLI and return the PEM.
@@ -78,16 +196,55 @@ fn cluster_pki_is_valid_by_openssl_and_decrypts_with_the_aws_cli() {
     assert!(out.status.success(), "{}", stderr(&out));
     let d = w.cluster_dir("prod");
 
-    // The chain and every extension, as openssl reads them.
-    let mut verify = vec!["verify", "-CAfile", "ca.pem"];
-    verify.extend(CERTS.iter().map(|c| match *c {
-        "apiserver" => "apiserver.pem",
-        "node" => "node.pem",
-        "etcd" => "etcd.pem",
-        _ => "etcd-client.pem",
-    }));
-    let v = openssl_ok(&verify, &d);
-    assert_eq!(v.matches(": OK").count(), CERTS.len(), "{v}");
+    // The chain and every extension, as openssl reads them: each leaf
+    // verifies against its own CA and is refused by every other.
+    for cert in CERTS {
+        let own = issuer(cert);
+        let v = openssl_ok(&["verify", "-CAfile", own, &format!("{cert}.pem")], &d);
+        assert!(v.contains(": OK"), "{cert} against {own}: {v}");
+        for other in CAS.iter().filter(|c| **c != own) {
+            let out = openssl(&["verify", "-CAfile", other, &format!("{cert}.pem")], &d);
+            assert!(
+                !out.status.success(),
+                "{cert}.pem verified against {other}: {}",
+                stdout(&out)
+            );
+        }
+    }
+    // The CAs are apart: neither verifies against the other.
+    for ca in CAS {
+        openssl_ok(&["verify", "-CAfile", ca, ca], &d);
+        for other in CAS.iter().filter(|c| *c != ca) {
+            assert!(!openssl(&["verify", "-CAfile", other, ca], &d)
+                .status
+                .success());
+        }
+    }
+    let etcd_ca = ext(&d, "etcd-ca.pem", "basicConstraints,keyUsage");
+    assert!(
+        etcd_ca.contains("CA:TRUE") && etcd_ca.contains("Certificate Sign"),
+        "{etcd_ca}"
+    );
+    let subj = openssl_ok(&["x509", "-in", "etcd-ca.pem", "-noout", "-subject"], &d);
+    assert!(subj.contains("CN = kube-prod-etcd-ca"), "{subj}");
+    // The name --requestheader-allowed-names accepts, for client auth only.
+    let fp = openssl_ok(
+        &[
+            "x509",
+            "-in",
+            "front-proxy-client.pem",
+            "-noout",
+            "-subject",
+            "-ext",
+            "extendedKeyUsage",
+        ],
+        &d,
+    );
+    assert!(fp.contains("CN = front-proxy-client"), "{fp}");
+    assert!(
+        fp.contains("TLS Web Client Authentication") && !fp.contains("Server"),
+        "{fp}"
+    );
 
     let ca = ext(&d, "ca.pem", "basicConstraints,keyUsage");
     assert!(ca.contains("critical") && ca.contains("CA:TRUE"), "{ca}");
@@ -241,6 +398,132 @@ fn rsa_keys_on_request() {
     let ku = ext(&d, "apiserver.pem", "keyUsage");
     assert!(ku.contains("Key Encipherment"), "{ku}");
     openssl_ok(&["verify", "-CAfile", "ca.pem", "apiserver.pem"], &d);
+    openssl_ok(&["verify", "-CAfile", "etcd-ca.pem", "etcd.pem"], &d);
+}
+
+/// Rows of the table a cluster made by an older kaws does not have.
+const NEWER_ROWS: &[&str] = &["etcd-ca", "front-proxy-ca", "front-proxy-client"];
+
+/// A cluster made before the etcd and front-proxy CAs existed (their files
+/// removed, and main.tf without them): check, plan and apply say what to
+/// run and change nothing; `cluster renew` makes the CAs and the front
+/// proxy's client, re-signs etcd's certificates with the new etcd CA
+/// keeping their keys, writes main.tf again, and check is then clean.
+#[test]
+fn a_cluster_from_before_the_etcd_ca_is_told_to_renew_and_renew_upgrades_it() {
+    let w = World::new();
+    let key = w.kms_key();
+    assert!(w.cluster_init("old", &key, &[]).status.success());
+    let d = w.cluster_dir("old");
+    for stem in NEWER_ROWS {
+        std::fs::remove_file(d.join(format!("{stem}.pem"))).unwrap();
+        std::fs::remove_file(d.join(format!("{stem}-key.pem.encrypted"))).unwrap();
+    }
+    // Nor secrets at rest.
+    std::fs::remove_file(d.join("secrets-encryption-key.pem.encrypted")).unwrap();
+    let main_tf = std::fs::read_to_string(d.join("main.tf")).unwrap();
+    std::fs::write(
+        d.join("main.tf"),
+        main_tf
+            .lines()
+            .filter(|l| {
+                !NEWER_ROWS
+                    .iter()
+                    .chain(&["secrets-encryption"])
+                    .any(|r| l.contains(&format!("/{r}")))
+            })
+            .collect::<Vec<_>>()
+            .join("\n"),
+    )
+    .unwrap();
+    let before = w.snapshot();
+
+    for args in [
+        &["cluster", "check", "old"][..],
+        &["cluster", "check", "old", "--offline"],
+    ] {
+        let out = w.kaws().args(args).output().unwrap();
+        let text = format!("{}{}", stdout(&out), stderr(&out));
+        assert!(!out.status.success(), "{args:?}: {text}");
+        assert!(!text.contains("panicked"), "{text}");
+        assert!(
+            text.contains("etcd-ca.pem") && text.contains("kaws cluster renew old"),
+            "{args:?}: {text}"
+        );
+    }
+    for action in ["plan", "apply"] {
+        let out = w.kaws().args(["cluster", action, "old"]).output().unwrap();
+        let e = stderr(&out);
+        assert_eq!(out.status.code(), Some(3), "{action}: {e}");
+        assert!(
+            e.contains("etcd-ca.pem")
+                && e.contains("kaws cluster renew old")
+                && e.contains("help:"),
+            "{action}: {e}"
+        );
+    }
+    assert_eq!(before, w.snapshot(), "nothing changed");
+
+    let etcd_key_before = decrypt(&w, "old", "etcd");
+    let out = w.kaws().args(["cluster", "renew", "old"]).output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    for f in [
+        "etcd-ca.pem",
+        "etcd-ca-key.pem.encrypted",
+        "front-proxy-client.pem",
+        "secrets-encryption-key.pem.encrypted",
+        "main.tf",
+    ] {
+        assert!(
+            stdout(&out).contains(f) || stderr(&out).contains(f),
+            "{f}: {}",
+            stdout(&out)
+        );
+    }
+    assert_eq!(
+        encryption_keys(&decrypt(&w, "old", "secrets-encryption")).len(),
+        1
+    );
+    let main_tf = std::fs::read_to_string(d.join("main.tf")).unwrap();
+    for stem in NEWER_ROWS.iter().chain(&["secrets-encryption"]) {
+        assert!(main_tf.contains(&format!("/{stem}")), "{stem}: {main_tf}");
+    }
+    openssl_ok(
+        &[
+            "verify",
+            "-CAfile",
+            "front-proxy-ca.pem",
+            "front-proxy-client.pem",
+        ],
+        &d,
+    );
+    // The etcd key is kept, its certificate now comes from the etcd CA.
+    assert_eq!(decrypt(&w, "old", "etcd"), etcd_key_before);
+    openssl_ok(
+        &[
+            "verify",
+            "-CAfile",
+            "etcd-ca.pem",
+            "etcd.pem",
+            "etcd-client.pem",
+        ],
+        &d,
+    );
+    assert!(!openssl(&["verify", "-CAfile", "ca.pem", "etcd.pem"], &d)
+        .status
+        .success());
+    let pem = decrypt(&w, "old", "etcd-ca");
+    assert_eq!(
+        pubkey_of_key(&pem),
+        openssl_ok(&["x509", "-in", "etcd-ca.pem", "-noout", "-pubkey"], &d)
+    );
+    let out = w.kaws().args(["cluster", "check", "old"]).output().unwrap();
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    assert!(
+        stdout(&out).contains("kube-old-etcd-ca"),
+        "{}",
+        stdout(&out)
+    );
 }
 
 #[test]
@@ -254,8 +537,9 @@ fn reencrypt_moves_keys_without_changing_them() {
         .iter()
         .map(|f| std::fs::read(d.join(f)).unwrap())
         .collect();
-    let plain_before: Vec<Vec<u8>> = KEYS.iter().map(|s| decrypt(&w, "re", s)).collect();
-    let blobs_before: Vec<Vec<u8>> = KEYS
+    let all: Vec<&str> = KEYS.iter().copied().chain(["secrets-encryption"]).collect();
+    let plain_before: Vec<Vec<u8>> = all.iter().map(|s| decrypt(&w, "re", s)).collect();
+    let blobs_before: Vec<Vec<u8>> = all
         .iter()
         .map(|s| std::fs::read(d.join(format!("{s}-key.pem.encrypted"))).unwrap())
         .collect();
@@ -268,7 +552,7 @@ fn reencrypt_moves_keys_without_changing_them() {
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(stdout(&out).contains("not revocation"));
 
-    for (i, s) in KEYS.iter().enumerate() {
+    for (i, s) in all.iter().enumerate() {
         let blob = std::fs::read(d.join(format!("{s}-key.pem.encrypted"))).unwrap();
         assert_ne!(blob, blobs_before[i], "{s} ciphertext changed");
         assert_eq!(
@@ -418,6 +702,8 @@ fn no_plaintext_key_is_written_to_any_file() {
     let mut file_writes = 0;
     // The base64 of "-----BEGIN PRIVATE KEY" as it would appear in a JSON body.
     let b64_marker = "LS0tLS1CRUdJTiBQUklWQVRFIEtFWS";
+    // The base64 of "# -----BEGIN KAWS ENCRYPTION".
+    let b64_config = "IyAtLS0tLUJFR0lOIEtBV1MgRU5DUllQVElPT";
     for line in text.lines() {
         let (pid, rest) = line.split_once(' ').unwrap_or(("", line));
         let rest = rest.trim_start();
@@ -457,6 +743,11 @@ fn no_plaintext_key_is_written_to_any_file() {
                 assert!(
                     !rest.contains(b64_marker),
                     "encoded plaintext key written to {path}"
+                );
+                // Nor the encryption configuration with its secretbox keys.
+                assert!(
+                    !rest.contains("BEGIN KAWS ENCRYPTION") && !rest.contains(b64_config),
+                    "plaintext encryption configuration written to {path}"
                 );
             }
         }

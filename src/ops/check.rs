@@ -23,11 +23,12 @@ use time::OffsetDateTime;
 use x509_parser::extensions::GeneralName;
 use x509_parser::prelude::{FromDer, X509Certificate};
 
+use crate::encryption;
 use crate::error::{Error, ErrorKind, Result};
 use crate::fsutil::{self, TEMP_PREFIX};
 use crate::kms::{AwsKms, AwsOptions, EncryptionContext, KeyHealth};
 use crate::layout::{self, AdminName, ClusterName, Repo};
-use crate::pki::{self, CertSpec, ExtUsage, KeyUsage, PrivateKey, Sans};
+use crate::pki::{self, CertSpec, ExtUsage, KeyUsage, Material, PrivateKey, Sans};
 use crate::settings::{AdminKeyRecord, ClusterSettings};
 use crate::x509;
 
@@ -235,7 +236,10 @@ fn check_cert(
         f.fail(State::Invalid, format!("not signed by {}", ca.name));
     }
     if cert.issuer().as_raw() != ca.cert.subject().as_raw() {
-        f.fail(State::Invalid, "its issuer is not the cluster CA's subject");
+        f.fail(
+            State::Invalid,
+            format!("its issuer is not the subject of {}", ca.name),
+        );
     }
     if let Some(cn) = expected_cn {
         let got = cert
@@ -421,57 +425,106 @@ pub fn cluster_check(
     let now = OffsetDateTime::now_utc();
     let mut findings = Vec::new();
 
-    let ca_path = dir.file(&layout::cert_name(pki::CA.stem));
-    let ca_der =
-        x509::read_pem_file(&ca_path).and_then(|b| x509::decode_pem(&b, "CERTIFICATE", &ca_path));
-    let ca_der =
-        match ca_der {
-            Ok(d) => d,
-            Err(e) => return Err(Error::new(ErrorKind::CheckFailed, e.message().to_string())
-                .with_hint(
-                    "without its CA nothing in the cluster can be checked; restore ca.pem from git",
-                )),
+    // Every CA of the table. Without the cluster CA nothing can be checked;
+    // a cluster made before another CA existed gets a finding that says
+    // what to run.
+    let mut ca_ders: Vec<(&'static CertSpec, std::result::Result<Vec<u8>, Error>)> = Vec::new();
+    for spec in pki::cas() {
+        let path = dir.file(&layout::cert_name(spec.stem));
+        let der =
+            x509::read_pem_file(&path).and_then(|b| x509::decode_pem(&b, "CERTIFICATE", &path));
+        ca_ders.push((spec, der));
+    }
+    let mut cas: Vec<(&'static CertSpec, Option<CaInfo<'_>>, Option<String>)> = Vec::new();
+    for (spec, der) in &ca_ders {
+        let path = dir.file(&layout::cert_name(spec.stem));
+        let parsed = match der {
+            Ok(d) => X509Certificate::from_der(d)
+                .map(|(_, c)| c)
+                .map_err(|e| format!("{}: not a valid certificate ({e})", path.display())),
+            Err(e) => Err(e.message().to_string()),
         };
-    let ca_cert = match X509Certificate::from_der(&ca_der) {
-        Ok((_, c)) => c,
-        Err(e) => {
-            return Err(Error::new(
-                ErrorKind::CheckFailed,
-                format!("{}: not a valid certificate ({e})", ca_path.display()),
-            )
-            .with_hint(
-                "without its CA nothing in the cluster can be checked; restore ca.pem from git",
-            ))
+        match parsed {
+            Ok(cert) => cas.push((
+                spec,
+                Some(CaInfo {
+                    cert,
+                    name: spec.common_name.replace("{cluster}", cluster.as_str()),
+                }),
+                None,
+            )),
+            Err(msg) if spec.stem == pki::CA.stem => {
+                return Err(Error::new(ErrorKind::CheckFailed, msg).with_hint(
+                    "without its CA nothing in the cluster can be checked; restore ca.pem from git",
+                ))
+            }
+            Err(msg) => cas.push((spec, None, Some(msg))),
         }
-    };
-    let ca = CaInfo {
-        cert: ca_cert,
-        name: pki::CA.common_name.replace("{cluster}", cluster.as_str()),
-    };
+    }
+    let ca_of = |spec: &CertSpec| cas.iter().find(|(s, _, _)| s.stem == spec.issuer);
+    let renew_hint = format!(
+        "a cluster made before kaws had the {{}} lacks it: run `kaws cluster renew {cluster}`, commit, then `kaws cluster apply {cluster}`; otherwise restore it from git"
+    );
 
     // The cluster's own certificates, then their keys.
     let mut public_keys: Vec<(&'static CertSpec, Option<Vec<u8>>)> = Vec::new();
     for spec in pki::CLUSTER_CERTS {
         let mut f = finding(spec.stem, "cluster");
-        let public = if spec.has_certificate {
-            let cn = spec.common_name.replace("{cluster}", cluster.as_str());
-            let sans = pki::sans_for(spec.sans, &settings).unwrap_or_default();
-            check_cert_file(
-                &mut f,
-                &dir.file(&layout::cert_name(spec.stem)),
-                spec,
-                Some(&cn),
-                &sans,
-                &ca,
-                now,
-            )
-        } else {
-            let p = dir.file(&format!("{}.pub", spec.stem));
-            match x509::read_pem_file(&p).and_then(|b| x509::decode_pem(&b, "PUBLIC KEY", &p)) {
-                Ok(d) => Some(d),
-                Err(e) => {
-                    f.fail(State::Invalid, e.message().to_string());
+        let issuer = ca_of(spec);
+        let public = match issuer {
+            Some((_, None, msg)) => {
+                let ca = pki::issuer_of(spec);
+                f.fail(
+                    State::Invalid,
+                    format!(
+                        "{}: {}",
+                        msg.as_deref().unwrap_or("missing"),
+                        renew_hint.replace("{}", ca.purpose)
+                    ),
+                );
+                None
+            }
+            Some((_, Some(ca), _)) if spec.has_certificate() => {
+                let path = dir.file(&layout::cert_name(spec.stem));
+                if !fsutil::present(&path) {
+                    f.fail(
+                        State::Invalid,
+                        format!(
+                            "{}: missing: {}",
+                            path.display(),
+                            renew_hint.replace("{}", spec.purpose)
+                        ),
+                    );
                     None
+                } else {
+                    let cn = spec.common_name.replace("{cluster}", cluster.as_str());
+                    let sans = pki::sans_for(spec.sans, &settings).unwrap_or_default();
+                    check_cert_file(&mut f, &path, spec, Some(&cn), &sans, ca, now)
+                }
+            }
+            // Nothing public: the key check below opens and validates it.
+            _ if spec.material == Material::EncryptionConfig => {
+                let path = dir.file(&layout::encrypted_key_name(spec.stem));
+                if !fsutil::present(&path) {
+                    f.fail(
+                        State::Invalid,
+                        format!(
+                            "{}: missing: {}",
+                            path.display(),
+                            renew_hint.replace("{}", spec.purpose)
+                        ),
+                    );
+                }
+                None
+            }
+            _ => {
+                let p = dir.file(&format!("{}.pub", spec.stem));
+                match x509::read_pem_file(&p).and_then(|b| x509::decode_pem(&b, "PUBLIC KEY", &p)) {
+                    Ok(d) => Some(d),
+                    Err(e) => {
+                        f.fail(State::Invalid, e.message().to_string());
+                        None
+                    }
                 }
             }
         };
@@ -495,8 +548,16 @@ pub fn cluster_check(
                     let blob = fsutil::read_ciphertext(&path)?;
                     let ctx = EncryptionContext::new(cluster, layout::key_name(spec.stem));
                     let opened = kms.open_expecting(&ctx, &blob, Some(key_id)).await?;
-                    let key = PrivateKey::from_secret(&opened.secret, &path.display().to_string())?;
-                    Ok::<_, Error>((key.public_key_der(), opened.key_id))
+                    let what = path.display().to_string();
+                    // What the plaintext holds is judged after the key that
+                    // sealed it (below): a key kaws did not seal is named as
+                    // such, whatever it holds.
+                    let public = if spec.material == Material::EncryptionConfig {
+                        encryption::validate(&opened.secret, &what).map(|_| Vec::new())
+                    } else {
+                        PrivateKey::from_secret(&opened.secret, &what).map(|k| k.public_key_der())
+                    };
+                    Ok::<_, Error>((public, opened.key_id))
                 }
             }));
             let (results, named, mut health) = futures::join!(
@@ -546,7 +607,7 @@ pub fn cluster_check(
                     Some(s) if *s != id => Err(Error::input(format!(
                         "sealed under KMS key {id}, not under {s}, which seals ca-key.pem.encrypted: a key kaws did not seal; restore it from git"
                     ))),
-                    _ => Ok(k),
+                    _ => k,
                 })
             })
             .collect();
@@ -561,13 +622,19 @@ pub fn cluster_check(
                     ),
                 ),
                 (Ok(_), None) => {}
+                // Already reported: the certificate is missing too.
+                (Err(_), None) if f.state == State::Invalid => {}
                 (Err(e), _) => f.fail(State::Invalid, e.message().to_string()),
             }
         }
         findings.push(settings_finding);
     }
 
-    findings.extend(check_admins(&dir, cluster, &ca, now)?);
+    let ca = cas
+        .iter()
+        .find_map(|(s, c, _)| c.as_ref().filter(|_| s.stem == pki::CA.stem))
+        .expect("the cluster CA parsed, or check returned above");
+    findings.extend(check_admins(&dir, cluster, ca, now)?);
 
     let (exposed, leftovers) = scan_repository(repo.root());
     for p in exposed {

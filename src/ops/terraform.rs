@@ -151,27 +151,47 @@ fn preflight(
 }
 
 /// The certificates `main.tf` hands to the servers: each exactly one PEM
-/// block, and every leaf signed by `ca.pem`'s one CA. Terraform sends a
-/// whole file, so a second CA appended to `ca.pem` would be trusted by
-/// every server.
+/// block, and every leaf signed by the one CA of its own issuer row
+/// (`ca.pem`, `etcd-ca.pem` or `front-proxy-ca.pem`). Terraform sends a
+/// whole file, so a second CA appended to a CA file would be trusted by
+/// every server that trusts that CA.
 fn check_public_files(dir: &crate::layout::ClusterDir) -> Result<()> {
     use crate::{layout, pki, x509};
-    let ca_path = dir.file(&layout::cert_name(pki::CA.stem));
-    let ca_der = x509::decode_pem(&x509::read_pem_file(&ca_path)?, "CERTIFICATE", &ca_path)?;
+    let mut cas: Vec<(&'static str, Vec<u8>)> = Vec::new();
+    for spec in pki::cas() {
+        let p = dir.file(&layout::cert_name(spec.stem));
+        cas.push((
+            spec.stem,
+            x509::decode_pem(&x509::read_pem_file(&p)?, "CERTIFICATE", &p)?,
+        ));
+    }
     for spec in pki::CLUSTER_CERTS.iter().filter(|s| !s.is_ca) {
-        if spec.has_certificate {
-            let p = dir.file(&layout::cert_name(spec.stem));
-            let der = x509::decode_pem(&x509::read_pem_file(&p)?, "CERTIFICATE", &p)?;
-            if !x509::issued_by(&der, &ca_der) {
-                return Err(Error::input(format!(
-                    "{}: not signed by the cluster CA in ca.pem",
-                    p.display()
-                ))
-                .with_hint("nothing was run; restore it from git, or run `kaws cluster check` to see what is wrong"));
+        match spec.material {
+            pki::Material::Certificate => {
+                let issuer = pki::issuer_of(spec);
+                let ca_der = cas
+                    .iter()
+                    .find(|(s, _)| *s == issuer.stem)
+                    .map(|(_, d)| d.as_slice())
+                    .expect("every issuer is a CA row of the table");
+                let p = dir.file(&layout::cert_name(spec.stem));
+                let der = x509::decode_pem(&x509::read_pem_file(&p)?, "CERTIFICATE", &p)?;
+                if !x509::issued_by(&der, ca_der) {
+                    return Err(Error::input(format!(
+                        "{}: not signed by the {} in {}",
+                        p.display(),
+                        issuer.purpose,
+                        layout::cert_name(issuer.stem)
+                    ))
+                    .with_hint("nothing was run; restore it from git, or run `kaws cluster check` to see what is wrong"));
+                }
             }
-        } else {
-            let p = dir.file(&format!("{}.pub", spec.stem));
-            x509::decode_pem(&x509::read_pem_file(&p)?, "PUBLIC KEY", &p)?;
+            pki::Material::KeyPair => {
+                let p = dir.file(&format!("{}.pub", spec.stem));
+                x509::decode_pem(&x509::read_pem_file(&p)?, "PUBLIC KEY", &p)?;
+            }
+            // Only its ciphertext: Terraform hands it to the masters as is.
+            pki::Material::EncryptionConfig => {}
         }
     }
     Ok(())
@@ -320,8 +340,13 @@ pub fn cluster_terraform(repo: &Repo, opts: &ClusterTerraform) -> Result<i32> {
         )?),
         Action::Plan | Action::Output => None,
     };
-    ensure_init(repo, &opts.cluster, &opts.aws, opts.accept_changes)?;
     let dir = repo.cluster(&opts.cluster);
+    // main.tf must be the entry point this kaws writes (see `preflight`),
+    // which names every row's files: a cluster made by an older kaws is
+    // told to run `kaws cluster renew` first, whatever the command.
+    dir.require()?;
+    super::cluster::require_every_row(&dir)?;
+    ensure_init(repo, &opts.cluster, &opts.aws, opts.accept_changes)?;
     let settings = ClusterSettings::load(&dir.settings())?;
     let program = terraform::program()?;
     let mut cmd = command(&program, dir.path(), &settings, &opts.aws);

@@ -1,7 +1,8 @@
 # Instance identities. Each role may read only its own objects in the cluster
 # bucket and decrypt only its own keys: kms:Decrypt is limited by encryption
 # context to kaws:cluster = var.cluster and kaws:file in the role's key list.
-# No role lists ca-key.pem, so no server can ever decrypt the CA key.
+# No role lists a CA key (ca-key.pem, etcd-ca-key.pem, front-proxy-ca-key.pem),
+# so no server can ever decrypt one.
 
 locals {
   # IAM role and instance profile names: "<cluster>-<role>" when it fits IAM's

@@ -14,6 +14,9 @@ locals {
   # Public material, stored as certs/<name> and fetched into /etc/kaws/<name>.
   certs = {
     "ca.pem"                 = var.ca_cert
+    "etcd-ca.pem"            = var.etcd_ca_cert
+    "front-proxy-ca.pem"     = var.front_proxy_ca_cert
+    "front-proxy-client.pem" = var.front_proxy_client_cert
     "apiserver.pem"          = var.apiserver_cert
     "node.pem"               = var.node_cert
     "etcd.pem"               = var.etcd_cert
@@ -24,11 +27,13 @@ locals {
     "service-account.pub"    = var.service_account_pub
   }
 
-  # Which role may read and decrypt which file. Nothing ever lists ca-key.pem.
+  # Which role may read and decrypt which file. Nothing ever lists a CA's key.
+  # etcd needs only its own CA: it trusts nothing the cluster CA signed.
   role_certs = {
-    etcd = ["ca.pem", "etcd.pem"]
+    etcd = ["etcd-ca.pem", "etcd.pem"]
     controller = [
-      "ca.pem", "apiserver.pem", "etcd-client.pem", "service-account.pub",
+      "ca.pem", "etcd-ca.pem", "front-proxy-ca.pem", "front-proxy-client.pem",
+      "apiserver.pem", "etcd-client.pem", "service-account.pub",
       "controller-manager.pem", "scheduler.pem", "bootstrap.pem",
     ]
     worker = ["ca.pem", "node.pem"]
@@ -38,6 +43,9 @@ locals {
     controller = [
       "apiserver-key.pem", "service-account-key.pem", "etcd-client-key.pem",
       "controller-manager-key.pem", "scheduler-key.pem", "bootstrap-key.pem",
+      "front-proxy-client-key.pem",
+      # The EncryptionConfiguration with its secretbox keys, not a key pair.
+      "secrets-encryption-key.pem",
     ]
     worker = ["node-key.pem"]
   }

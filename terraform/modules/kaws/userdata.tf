@@ -156,6 +156,7 @@ locals {
       addons_index     = local.addons_index
       addons_script    = file("${path.module}/templates/kaws-addons.sh")
       scheduler_config = file("${path.module}/templates/kube-scheduler.yaml")
+      audit_policy     = file("${path.module}/templates/audit-policy.yaml")
     })
     worker = templatefile("${path.module}/templates/worker.ign.tftpl", {
       cluster         = var.cluster

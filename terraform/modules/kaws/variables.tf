@@ -206,6 +206,21 @@ variable "ca_cert" {
   description = "PEM of the cluster certificate authority"
 }
 
+variable "etcd_ca_cert" {
+  type        = string
+  description = "PEM of the etcd certificate authority: etcd trusts only it, for peers and clients"
+}
+
+variable "front_proxy_ca_cert" {
+  type        = string
+  description = "PEM of the front-proxy certificate authority: the only CA whose clients may set X-Remote-User headers"
+}
+
+variable "front_proxy_client_cert" {
+  type        = string
+  description = "PEM of the client certificate kube-apiserver presents to aggregated APIs"
+}
+
 variable "apiserver_cert" {
   type        = string
   description = "PEM of the kube-apiserver certificate (also the masters' client identity towards kubelets)"
@@ -248,11 +263,12 @@ variable "service_account_pub" {
 
 variable "encrypted_keys" {
   type        = map(string)
-  description = "Base64 of the raw KMS CiphertextBlob of each private key, keyed by plaintext file name (apiserver-key.pem, node-key.pem, etcd-key.pem, etcd-client-key.pem, service-account-key.pem, controller-manager-key.pem, scheduler-key.pem, bootstrap-key.pem)"
+  description = "Base64 of the raw KMS CiphertextBlob of each private key, keyed by plaintext file name (apiserver-key.pem, node-key.pem, etcd-key.pem, etcd-client-key.pem, service-account-key.pem, controller-manager-key.pem, scheduler-key.pem, bootstrap-key.pem, front-proxy-client-key.pem, secrets-encryption-key.pem: the apiserver's EncryptionConfiguration, sealed whole)"
 
   validation {
-    condition     = !contains(keys(var.encrypted_keys), "ca-key.pem")
-    error_message = "encrypted_keys must never hold ca-key.pem: the CA key stays with the operator and never reaches a server."
+    # ca-key.pem, etcd-ca-key.pem, front-proxy-ca-key.pem: every CA's key.
+    condition     = alltrue([for k in keys(var.encrypted_keys) : !endswith(k, "ca-key.pem")])
+    error_message = "encrypted_keys must never hold a CA's key (ca-key.pem, etcd-ca-key.pem, front-proxy-ca-key.pem): CA keys stay with the operator and never reach a server."
   }
 
   validation {
@@ -260,10 +276,11 @@ variable "encrypted_keys" {
       [
         "apiserver-key.pem", "node-key.pem", "etcd-key.pem", "etcd-client-key.pem", "service-account-key.pem",
         "controller-manager-key.pem", "scheduler-key.pem", "bootstrap-key.pem",
+        "front-proxy-client-key.pem", "secrets-encryption-key.pem",
       ],
       keys(var.encrypted_keys),
     )) == 0
-    error_message = "encrypted_keys must hold apiserver-key.pem, node-key.pem, etcd-key.pem, etcd-client-key.pem, service-account-key.pem, controller-manager-key.pem, scheduler-key.pem and bootstrap-key.pem."
+    error_message = "encrypted_keys must hold apiserver-key.pem, node-key.pem, etcd-key.pem, etcd-client-key.pem, service-account-key.pem, controller-manager-key.pem, scheduler-key.pem, bootstrap-key.pem, front-proxy-client-key.pem and secrets-encryption-key.pem."
   }
 
   validation {

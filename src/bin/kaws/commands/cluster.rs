@@ -43,11 +43,12 @@ an older kaws wrote, redirect it to clusters/<cluster>/main.tf and review the di
     Refresh(TerraformArgs),
     /// Verify the cluster's PKI: chains, usages, names, expiry, keys, KMS key health, exposure
     #[command(long_about = "Verify the cluster's PKI.\n\n\
-Every certificate must parse, chain to the cluster CA and carry the usages and names its \
-role needs; every encrypted key must decrypt under its encryption context and match its \
-certificate (skipped with --offline); no plaintext private key (PEM or DER) may sit anywhere \
-in the repository; each administrator's state is shown. Certificates that end within 30 \
-days are warnings.\n\n\
+Every certificate must parse, chain to its own CA (the cluster, etcd or front-proxy CA) and \
+carry the usages and names its role needs; every encrypted key must decrypt under its \
+encryption context and match its certificate, and the encryption configuration must hold \
+32-byte keys (skipped with --offline); a cluster made by an older kaws is told what to run; \
+no plaintext private key (PEM or DER) may sit anywhere in the repository; each \
+administrator's state is shown. Certificates that end within 30 days are warnings.\n\n\
 Unless --offline, the KMS keys are described too: the cluster's key and each \
 administrator's (recorded in <admin>.kms.json), as enabled, disabled, pending-deletion (with \
 the deletion date), not-found or unknown. A cluster key that is not enabled is a failure; an \
@@ -55,12 +56,15 @@ administrator's is a warning for them.\n\n\
 Exits with status 6 when anything is invalid, expired or exposed, or the cluster's KMS key \
 cannot be used.")]
     Check(CheckArgs),
-    /// Re-issue the cluster's certificates (all but the CA's) from its CA
+    /// Re-issue the cluster's certificates (all but the CAs') from their CAs
     #[command(
-        long_about = "Re-issue every certificate of the cluster except the CA's \
-(apiserver, node, etcd, etcd-client, controller-manager, scheduler, bootstrap) from the \
-existing CA, for another full lifetime. The key pairs are kept unless --new-keys is given, \
-in which case new keys are generated and sealed with the cluster's KMS key. All files change \
+        long_about = "Re-issue every certificate of the cluster except the CAs' \
+(apiserver, node, etcd, etcd-client, front-proxy-client, controller-manager, scheduler, \
+bootstrap), each from its existing CA, for another full lifetime. The key pairs are kept \
+unless --new-keys is given, in which case new keys are generated and sealed with the \
+cluster's KMS key, and the Secrets encryption configuration gets a new first key while its \
+old keys stay after it. What a cluster made by an older kaws lacks (the etcd or front-proxy \
+CA, the encryption configuration) is created, and main.tf is written again. All files change \
 in one atomic swap. Apply the cluster afterwards so the servers receive the new files. \
 Administrators renew with `kaws admin sign --renew`."
     )]
@@ -71,7 +75,7 @@ Administrators renew with `kaws admin sign --renew`."
 pub struct RenewArgs {
     /// The cluster
     pub cluster: String,
-    /// Generate new key pairs too (the service-account key included)
+    /// Generate new key pairs too (the service-account key included), and a new first Secrets encryption key
     #[arg(long)]
     pub new_keys: bool,
 }
