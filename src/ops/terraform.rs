@@ -297,8 +297,11 @@ pub fn cluster_topology_change(
     aws: &AwsOptions,
     accept_changes: bool,
 ) -> Result<Option<TopologyChange>> {
-    ensure_init(repo, cluster, aws, accept_changes)?;
     let dir = repo.cluster(cluster);
+    // As in cluster_terraform: an older cluster hears "run renew" first.
+    dir.require()?;
+    super::cluster::require_every_row(&dir)?;
+    ensure_init(repo, cluster, aws, accept_changes)?;
     let settings = ClusterSettings::load(&dir.settings())?;
     let program = terraform::program()?;
     let mut cmd = command(&program, dir.path(), &settings, aws);
