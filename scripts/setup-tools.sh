@@ -15,6 +15,11 @@ if ! python3 -c 'import moto.server' 2>/dev/null; then
   echo "setup: installing moto[server] with pip"
   python3 -m pip install -q 'moto[server]'
 fi
+if ! python3 -c 'import parliament' 2>/dev/null; then
+  # The IAM policy linter that judges every policy kaws writes or prints.
+  echo "setup: installing parliament with pip"
+  python3 -m pip install -q parliament
+fi
 if ! command -v aws >/dev/null; then
   echo "setup: installing the aws CLI with pip"
   python3 -m pip install -q awscli

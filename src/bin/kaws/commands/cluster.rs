@@ -51,6 +51,32 @@ in one atomic swap. Apply the cluster afterwards so the servers receive the new 
 Administrators renew with `kaws admin sign --renew`."
     )]
     Renew(RenewArgs),
+    /// Print the key policy for the cluster's KMS key (JSON), from the certificate table
+    #[command(
+        long_about = "Print the key policy for the cluster's KMS key, as JSON, for \
+`aws kms create-key --policy` or `aws kms put-key-policy`. It is built from the same \
+certificate table as the module's IAM policies:\n\n\
+- the account's IAM policies may grant use of the key: each server role reaches it only \
+through its own IAM policy, which allows kms:Decrypt for that role's files alone;\n\
+- the primary administrators (--administrator) may describe the key, and encrypt, decrypt \
+and re-encrypt with it under this cluster's encryption context;\n\
+- whatever IAM says, each key file can be decrypted only by the primary administrators and \
+the server role that holds it, and ca-key.pem by the primary administrators alone.\n\n\
+Nothing is sent to AWS, and no repository is needed: print it before `kaws cluster init`."
+    )]
+    KeyPolicy(KeyPolicyArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct KeyPolicyArgs {
+    /// The cluster (its name goes into the encryption-context conditions and the server roles' names)
+    pub cluster: String,
+    /// A primary administrator: the ARN of an IAM role or user (repeat for each)
+    #[arg(long = "administrator", value_name = "ARN", required = true)]
+    pub administrators: Vec<String>,
+    /// The AWS account of the key and the cluster (default: the administrators' account)
+    #[arg(long, value_name = "ID")]
+    pub account: Option<String>,
 }
 
 #[derive(Args, Debug)]
@@ -166,6 +192,16 @@ pub fn run(cmd: ClusterCommand, global: &GlobalArgs) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         ClusterCommand::Check(a) => check(a, global),
+        ClusterCommand::KeyPolicy(a) => {
+            let cluster = ClusterName::parse(&a.cluster)?;
+            let policy =
+                kaws::policy::key_policy(&cluster, &a.administrators, a.account.as_deref())?;
+            crate::outln!(
+                "{}",
+                serde_json::to_string_pretty(&policy).expect("serializes")
+            );
+            Ok(ExitCode::SUCCESS)
+        }
         ClusterCommand::Renew(a) => {
             let cluster = ClusterName::parse(&a.cluster)?;
             let repo = super::current_repo()?;
