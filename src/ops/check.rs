@@ -64,7 +64,20 @@ pub struct Finding {
 pub struct CheckReport {
     pub cluster: String,
     pub offline: bool,
+    /// Set when KMS could not be asked (unreachable, credentials, access
+    /// denied, throttled): the keys were not checked, which says nothing
+    /// about the PKI. The command then exits 5, not 6, unless the PKI has
+    /// a problem of its own.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kms_error: Option<KmsError>,
     pub findings: Vec<Finding>,
+}
+
+/// Why the keys could not be checked, and what to do.
+#[derive(Debug, Clone, Serialize)]
+pub struct KmsError {
+    pub message: String,
+    pub hint: Option<String>,
 }
 
 impl CheckReport {
@@ -373,6 +386,7 @@ pub fn cluster_check(
         findings.push(f);
     }
 
+    let mut kms_error = None;
     if !offline {
         let mut aws = aws.clone();
         if aws.region.is_none() {
@@ -404,6 +418,15 @@ pub fn cluster_check(
                     ),
                 ),
                 (Ok(_), None) => {}
+                // KMS itself failed: nothing is known about this key.
+                (Err(e), _) if e.kind() == ErrorKind::Aws => {
+                    if kms_error.is_none() {
+                        kms_error = Some(KmsError {
+                            message: e.message().to_string(),
+                            hint: e.hint().map(str::to_string),
+                        });
+                    }
+                }
                 (Err(e), _) => f.fail(State::Invalid, e.message().to_string()),
             }
         }
@@ -438,6 +461,7 @@ pub fn cluster_check(
     Ok(CheckReport {
         cluster: cluster.to_string(),
         offline,
+        kms_error,
         findings,
     })
 }

@@ -11,7 +11,9 @@ pub use admin::{
     admin_create, admin_install, admin_list, admin_sign, normalize_fingerprint, AdminCreate,
     AdminCreated, AdminInstall, AdminSign, AdminState, AdminStatus, SignPrompt,
 };
-pub use check::{cluster_check, looks_like_private_key, CheckReport, Finding, State, WARN_DAYS};
+pub use check::{
+    cluster_check, looks_like_private_key, CheckReport, Finding, KmsError, State, WARN_DAYS,
+};
 pub use cluster::{
     cluster_init, cluster_reencrypt, cluster_renew, ClusterInit, ClusterInitReport, ClusterRenew,
 };

@@ -274,6 +274,8 @@ fn check(a: CheckArgs, global: &GlobalArgs) -> Result<ExitCode> {
             }
             if report.offline {
                 out.push_str("Keys were not decrypted (--offline).\n");
+            } else if let Some(e) = &report.kms_error {
+                out.push_str(&format!("Keys were not checked: {}\n", e.message));
             }
             crate::out!("{out}");
         }
@@ -286,6 +288,21 @@ fn check(a: CheckArgs, global: &GlobalArgs) -> Result<ExitCode> {
             .count();
         return Err(kaws::Error::new(kaws::ErrorKind::CheckFailed, format!("cluster {cluster}: {n} problem(s) found"))
             .with_hint("see the lines above: renew expired certificates, restore damaged files from git, remove any plaintext key"));
+    }
+    if let Some(e) = &report.kms_error {
+        // An outage or a refusal is not a PKI problem: exit 5, as every
+        // other command does when AWS fails.
+        let hint = e
+            .hint
+            .as_deref()
+            .unwrap_or("check your credentials, the region and the network");
+        return Err(kaws::Error::aws(format!(
+            "cluster {cluster}: the keys could not be checked, and nothing else is wrong: {}",
+            e.message
+        ))
+        .with_hint(format!(
+            "{hint}; or run `kaws cluster check {cluster} --offline` to check everything but the keys"
+        )));
     }
     Ok(ExitCode::SUCCESS)
 }
