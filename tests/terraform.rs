@@ -602,3 +602,54 @@ fn ctrl_c_reaches_terraform_and_kaws_waits_for_it() {
     );
     assert!(out.status.success());
 }
+
+/// `--state-bucket` writes an S3 backend with `use_lockfile`, which needs
+/// Terraform 1.10: the entry point says so, and kaws refuses an older
+/// Terraform before `terraform init` with one clear sentence (exit 7).
+#[test]
+fn state_bucket_needs_terraform_1_10() {
+    let w = World::new();
+    let key = w.kms_key();
+    assert!(w
+        .cluster_init("old", &key, &["--state-bucket", "some-bucket"])
+        .status
+        .success());
+    assert!(w.cluster_init("local", &key, &[]).status.success());
+    let main = |c: &str| std::fs::read_to_string(w.cluster_dir(c).join("main.tf")).unwrap();
+    assert!(main("old").contains("required_version = \">= 1.10\""));
+    assert!(main("local").contains("required_version = \">= 1.5\""));
+
+    let fake = w.tmp.path().join("terraform-1.9");
+    std::fs::write(
+        &fake,
+        "#!/bin/sh\nif [ \"$1\" = version ]; then echo '{\"terraform_version\":\"1.9.8\"}'; exit 0; fi\necho \"unexpected: $*\" >&2; exit 99\n",
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let out = w
+        .kaws()
+        .env("KAWS_TERRAFORM", &fake)
+        .args(["cluster", "plan", "old"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(7), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("Terraform 1.9.8") && stderr(&out).contains("1.10"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!stderr(&out).contains("unexpected"), "init never ran");
+    // Local state has no such need: the old Terraform is run.
+    let out = w
+        .kaws()
+        .env("KAWS_TERRAFORM", &fake)
+        .args(["cluster", "plan", "local"])
+        .output()
+        .unwrap();
+    assert!(
+        stderr(&out).contains("unexpected: init"),
+        "{}",
+        stderr(&out)
+    );
+}
