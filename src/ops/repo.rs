@@ -40,10 +40,12 @@ impl RepoConfig {
 }
 
 const GITIGNORE: &str = "\
-# Terraform's per-cluster working files; never commit them.
+# Terraform's per-cluster working files; never commit them. (Commit each
+# cluster's .terraform.lock.hcl: it pins the AWS provider every clone uses.)
 .terraform/
-.terraform.lock.hcl
 *.tfstate.backup
+# Saved plans (`kaws cluster plan prod -- -out=prod.plan`) hold the planned values.
+*.plan
 # kaws' own lock and the leftovers of an interrupted command.
 clusters/.*.lock
 .kaws-tmp-*
