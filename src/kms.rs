@@ -194,7 +194,7 @@ impl AwsKms {
         let (what, hint) = match code.as_str() {
             "AccessDeniedException" | "UnrecognizedClientException" | "InvalidSignatureException" | "ExpiredTokenException" => (
                 format!("access to KMS key {key} was denied"),
-                "only primary administrators may use this key: check your credentials (`aws sts get-caller-identity`) and the key policy".to_string(),
+                "only primary administrators may use this key: check your credentials (`aws sts get-caller-identity`) and the key policy (`kaws cluster key-policy` prints the one kaws expects)".to_string(),
             ),
             "NotFoundException" => (
                 format!("KMS key {key} was not found"),
