@@ -463,6 +463,21 @@ fn check_reports_a_kms_outage_as_5_and_a_broken_pki_as_6() {
         .iter()
         .all(|f| f["state"] == "ok"));
 
+    // No credentials at all: said so, not blamed on the network; still 5.
+    let out = w
+        .kaws()
+        .env_remove("AWS_ACCESS_KEY_ID")
+        .env_remove("AWS_SECRET_ACCESS_KEY")
+        .args(["cluster", "check", "out"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(5), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("no AWS credentials") && stderr(&out).contains("aws configure"),
+        "{}",
+        stderr(&out)
+    );
+
     // A real problem during the outage still gives 6.
     let d = w.cluster_dir("out");
     std::fs::write(
