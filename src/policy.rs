@@ -178,7 +178,7 @@ pub fn key_policy(
             let first = admins[0].account.clone();
             if admins.iter().any(|a| a.account != first) {
                 return Err(Error::input(
-                    "the administrators belong to more than one AWS account, so kaws cannot tell the cluster's",
+                    "the administrators belong to more than one AWS account, so kaws cannot tell which one holds the key and the cluster",
                 )
                 .with_hint("give the account that holds the KMS key and the cluster with --account ID"));
             }

@@ -97,7 +97,8 @@ pub fn cluster_init(repo: &Repo, opts: ClusterInit) -> Result<ClusterInitReport>
     // name would be cut (ending in `-`, or colliding with another cluster).
     if cluster.as_str().len() > crate::layout::MAX_NEW_CLUSTER_NAME {
         return Err(Error::input(format!(
-            "the cluster name {cluster:?} has {} characters; the Terraform module's AWS names allow at most {} (the load balancer is named {cluster}-apiserver, and AWS cuts such names at 32)",
+            "the cluster name {:?} has {} characters; the Terraform module's AWS names allow at most {} (the load balancer is named {cluster}-apiserver, and AWS cuts such names at 32)",
+            cluster.as_str(),
             cluster.as_str().len(),
             crate::layout::MAX_NEW_CLUSTER_NAME
         ))
