@@ -285,6 +285,40 @@ mod tests {
         assert_eq!(all.len(), pki::CLUSTER_CERTS.len());
     }
 
+    /// The module's `role_keys` (keys.tf), which its IAM policies list, are
+    /// the table's holders: a fast check of what tests/terraform.rs reads
+    /// back from IAM after a real apply.
+    #[test]
+    fn the_module_role_keys_are_the_table_s() {
+        let keys_tf = crate::terraform::MODULE_FILES
+            .iter()
+            .find(|(n, _)| *n == "keys.tf")
+            .unwrap()
+            .1;
+        let block = keys_tf
+            .split("role_keys = {")
+            .nth(1)
+            .and_then(|b| b.split("\n  }").next())
+            .expect("role_keys in keys.tf");
+        for (role, holder) in SERVER_ROLES {
+            let line = block
+                .split(&format!("{role} = ["))
+                .nth(1)
+                .and_then(|b| b.split(']').next())
+                .unwrap_or_else(|| panic!("{role} in role_keys"));
+            let mut module: Vec<String> = line
+                .split('"')
+                .enumerate()
+                .filter(|(i, _)| i % 2 == 1)
+                .map(|(_, f)| f.to_string())
+                .collect();
+            let mut table = key_files(*holder);
+            module.sort();
+            table.sort();
+            assert_eq!(module, table, "{role}");
+        }
+    }
+
     #[test]
     fn policy_names_the_account_the_administrators_and_every_file_once() {
         let p = key_policy(&prod(), &[ADMIN.into(), ADMIN.into()], None).unwrap();
