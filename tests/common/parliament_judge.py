@@ -12,10 +12,11 @@ import warnings
 warnings.filterwarnings("ignore")
 try:
     import parliament
-except ImportError:
+except ImportError as e:
     sys.stderr.write(
-        "parliament (the IAM policy linter) is not installed: run "
-        "`bash scripts/setup-tools.sh` or `python3 -m pip install parliament`\n"
+        "parliament (the IAM policy linter) cannot be imported (%s): run "
+        "`bash scripts/setup-tools.sh`, which installs it (and the setuptools "
+        "it needs)\n" % e
     )
     sys.exit(3)
 
