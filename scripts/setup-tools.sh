@@ -6,9 +6,20 @@ set -euo pipefail
 need_apt=()
 command -v openssl >/dev/null || need_apt+=(openssl)
 command -v strace >/dev/null || need_apt+=(strace)
+# The boot judges: what servers receive is handed to the programs that read it.
+command -v ignition-validate >/dev/null || need_apt+=(ignition)
+command -v shellcheck >/dev/null || need_apt+=(shellcheck)
+command -v etcd >/dev/null || need_apt+=(etcd-server)
+command -v etcdctl >/dev/null || need_apt+=(etcd-client)
+command -v systemd-analyze >/dev/null || need_apt+=(systemd)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "setup: installing ${need_apt[*]} with apt-get"
   apt-get update -qq && apt-get install -y -qq "${need_apt[@]}" >/dev/null
+fi
+# Debian's etcd-server package starts a member on the default ports when it
+# can; the tests start their own on free ports and need no other.
+if command -v systemctl >/dev/null && systemctl is-active --quiet etcd 2>/dev/null; then
+  systemctl stop etcd || true
 fi
 
 if ! python3 -c 'import moto.server' 2>/dev/null; then

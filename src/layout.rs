@@ -66,11 +66,6 @@ impl fmt::Display for ClusterName {
     }
 }
 
-/// The longest name `kaws cluster init` accepts for a new cluster:
-/// `<cluster>-apiserver` (the module's load balancer and target group) must
-/// fit AWS's 32 characters. Existing clusters keep working whatever their name.
-pub const MAX_NEW_CLUSTER_NAME: usize = 22;
-
 /// File stems that belong to the cluster's own PKI; no administrator may take them.
 pub const RESERVED_ADMIN_NAMES: &[&str] = &[
     "ca",

@@ -56,7 +56,7 @@ pub fn default_instance_type() -> String {
     "t3.medium".into()
 }
 pub fn default_kubernetes_version() -> String {
-    "v1.32.4".into()
+    "v1.35.4".into()
 }
 pub fn default_vpc_cidr() -> String {
     "10.0.0.0/16".into()
@@ -254,7 +254,7 @@ fn validate_kubernetes_version(s: &str) -> Result<()> {
             "kubernetes version",
             s,
             "not of the form vMAJOR.MINOR.PATCH",
-            "give a version such as v1.32.4",
+            "give a version such as v1.35.4",
         ));
     }
     Ok(())

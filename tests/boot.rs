@@ -1,128 +1,37 @@
-//! What the servers boot with: `kaws cluster apply` against moto, then the
-//! user data of every server and launch template is read back through the
-//! EC2 API, decoded and parsed as Ignition, and checked for what a working,
-//! secure cluster needs. The decrypt step itself runs locally against the S3
-//! objects and KMS ciphertext the apply created, judged by openssl.
+//! What the servers boot with, judged by the programs that read it on a
+//! server. `kaws cluster apply` runs against moto; then the user data of
+//! every server and launch template is read back through the EC2 API and
+//! base64-decoded, nothing more, and handed to `ignition-validate` and to the
+//! Ignition binary itself (fetch-offline, then files into a directory). What
+//! Ignition wrote is then judged: units by `systemd-analyze verify`, scripts
+//! by `shellcheck`, flags and config files by the pinned versions' upstream
+//! references (tests/fixtures/upstream), certificates and etcd's flags by a
+//! real three-member etcd, and the decrypt step by running it against moto,
+//! also through a fault-injecting proxy.
 //!
 //! Its own cluster, domain, zone and key pair, so it can share a moto server
 //! with tests/terraform.rs.
 
 mod common;
+#[path = "boot/judges.rs"]
+mod judges;
+#[path = "common/proxy.rs"]
+mod proxy;
+#[path = "boot/server.rs"]
+mod server;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::Path;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::atomic::Ordering;
 
 use common::*;
 use serde_json::Value;
+use server::Server;
 
 const CLUSTER: &str = "boot";
 const DOMAIN: &str = "kaws-boot.example.com";
-
-/// RFC 3986 percent-decoding, for `data:,` URLs.
-fn percent_decode(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::new();
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'%' && i + 2 < b.len() {
-            let hex = std::str::from_utf8(&b[i + 1..i + 3]).unwrap();
-            out.push(u8::from_str_radix(hex, 16).unwrap());
-            i += 3;
-        } else {
-            out.push(b[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8(out).unwrap()
-}
-
-/// One server's Ignition config, with file contents decoded.
-struct Ignition {
-    raw: String,
-    files: BTreeMap<String, String>,
-    units: BTreeMap<String, String>,
-}
-
-impl Ignition {
-    fn parse(text: &str) -> Self {
-        let v = json(text);
-        assert_eq!(v["ignition"]["version"], "3.3.0");
-        let mut files = BTreeMap::new();
-        for f in v["storage"]["files"].as_array().into_iter().flatten() {
-            let src = f["contents"]["source"].as_str().unwrap();
-            let body = if let Some(b64) = src.strip_prefix("data:;base64,") {
-                String::from_utf8(b64decode(b64)).unwrap()
-            } else {
-                let text = src
-                    .strip_prefix("data:,")
-                    .unwrap_or_else(|| panic!("{}: not a data URL", f["path"]));
-                percent_decode(text)
-            };
-            files.insert(f["path"].as_str().unwrap().to_string(), body);
-        }
-        let mut units = BTreeMap::new();
-        for u in v["systemd"]["units"].as_array().into_iter().flatten() {
-            units.insert(
-                u["name"].as_str().unwrap().to_string(),
-                u["contents"].as_str().unwrap_or("").to_string(),
-            );
-        }
-        Ignition {
-            raw: text.to_string(),
-            files,
-            units,
-        }
-    }
-
-    fn unit(&self, name: &str) -> &str {
-        self.units
-            .get(name)
-            .unwrap_or_else(|| panic!("no {name} in {:?}", self.units.keys()))
-    }
-
-    fn file(&self, path: &str) -> &str {
-        self.files
-            .get(path)
-            .unwrap_or_else(|| panic!("no {path} in {:?}", self.files.keys()))
-    }
-
-    /// A space-separated list from /etc/kaws/kaws.env.
-    fn env_list(&self, var: &str) -> BTreeSet<String> {
-        let env = self.file("/etc/kaws/kaws.env");
-        let line = env
-            .lines()
-            .find_map(|l| l.strip_prefix(&format!("{var}=")))
-            .unwrap_or_else(|| panic!("{var} in {env}"));
-        line.trim_matches('"')
-            .split_whitespace()
-            .map(String::from)
-            .collect()
-    }
-
-    /// Every /etc/kaws/… and /run/kaws/… path named by a unit or a config
-    /// file the components read.
-    fn named_paths(&self) -> BTreeSet<String> {
-        let mut texts: Vec<&str> = self.units.values().map(String::as_str).collect();
-        for (path, body) in &self.files {
-            if path.ends_with(".kubeconfig") || path.ends_with(".yaml") {
-                texts.push(body);
-            }
-        }
-        let mut out = BTreeSet::new();
-        for t in texts {
-            for prefix in ["/etc/kaws/", "/run/kaws/"] {
-                for (i, _) in t.match_indices(prefix) {
-                    let rest = &t[i..];
-                    let end = rest
-                        .find(|c: char| c.is_whitespace() || ":'\",=\\".contains(c))
-                        .unwrap_or(rest.len());
-                    out.insert(rest[..end].to_string());
-                }
-            }
-        }
-        out
-    }
-}
 
 /// `--flag=value` of a unit's command line (continuation lines joined).
 fn flag<'a>(unit: &'a str, name: &str) -> Option<&'a str> {
@@ -167,7 +76,7 @@ fn components(role: &str) -> &'static [&'static str] {
             "kube-apiserver.service",
             "kube-controller-manager.service",
             "kube-scheduler.service",
-            "kaws-rbac.service",
+            "kaws-addons.service",
         ],
         "worker" => &["kubelet.service", "kube-proxy.service", "flanneld.service"],
         _ => unreachable!(),
@@ -194,9 +103,9 @@ fn role_keys(role: &str) -> BTreeSet<String> {
 
 /// Checks every role shares: the key unit, its ordering, tmpfs, and that
 /// each path a component names is produced at boot.
-fn check_common(role: &str, ign: &Ignition) {
+fn check_common(role: &str, ign: &Server) {
     assert!(
-        !ign.raw.contains("PRIVATE KEY"),
+        !String::from_utf8_lossy(&ign.raw).contains("PRIVATE KEY"),
         "{role}: private key in user data"
     );
     for (path, body) in &ign.files {
@@ -224,6 +133,12 @@ fn check_common(role: &str, ign: &Ignition) {
     assert!(keys.contains("ExecStart=/opt/kaws/bin/kaws-decrypt-keys"));
     assert!(keys.contains("EnvironmentFile=/etc/kaws/kaws.env"));
     assert!(ign.files.contains_key("/opt/kaws/bin/kaws-decrypt-keys"));
+    // No cached "no such name" for records created after the servers.
+    assert!(
+        ign.file("/etc/systemd/resolved.conf.d/kaws.conf")
+            .contains("Cache=no-negative"),
+        "{role}"
+    );
 
     let certs = ign.env_list("KAWS_CERTS");
     let key_list = ign.env_list("KAWS_KEYS");
@@ -250,7 +165,7 @@ fn check_common(role: &str, ign: &Ignition) {
     }
 }
 
-fn check_controller(ign: &Ignition) {
+fn check_controller(ign: &Server) {
     let api = ign.unit("kube-apiserver.service");
     let u = "kube-apiserver";
     for (f, v) in [
@@ -295,16 +210,34 @@ fn check_controller(ign: &Ignition) {
     ] {
         let text = ign.unit(unit);
         let kc = format!("/etc/kaws/{id}.kubeconfig");
-        for f in [
-            "kubeconfig",
-            "authentication-kubeconfig",
-            "authorization-kubeconfig",
-        ] {
+        for f in ["authentication-kubeconfig", "authorization-kubeconfig"] {
             assert_flag(unit, text, f, &kc);
         }
-        assert_flag(unit, text, "leader-elect", "true");
         assert!(!text.contains("apiserver.pem") && !text.contains("apiserver-key.pem"));
     }
+    let cm = ign.unit("kube-controller-manager.service");
+    assert_flag(
+        "kube-controller-manager",
+        cm,
+        "kubeconfig",
+        "/etc/kaws/controller-manager.kubeconfig",
+    );
+    assert_flag("kube-controller-manager", cm, "leader-elect", "true");
+    // The scheduler takes its kubeconfig and leader election from its config
+    // file (its --kubeconfig flag is deprecated).
+    let sched = ign.unit("kube-scheduler.service");
+    assert_flag(
+        "kube-scheduler",
+        sched,
+        "config",
+        "/etc/kaws/kube-scheduler.yaml",
+    );
+    let conf: Value = serde_yaml_ng::from_str(ign.file("/etc/kaws/kube-scheduler.yaml")).unwrap();
+    assert_eq!(
+        conf["clientConnection"]["kubeconfig"],
+        "/etc/kaws/scheduler.kubeconfig"
+    );
+    assert_eq!(conf["leaderElection"]["leaderElect"], true);
     let cm = ign.unit("kube-controller-manager.service");
     assert_flag(
         "kube-controller-manager",
@@ -340,34 +273,58 @@ fn check_controller(ign: &Ignition) {
         assert_eq!(user["client-key"], format!("/run/kaws/{id}-key.pem"));
     }
 
-    // RBAC bootstrap: a bounded oneshot after the apiserver, with the
-    // bootstrap identity, applying exactly the objects of rbac.yaml.tftpl.
-    let rbac = ign.unit("kaws-rbac.service");
-    assert!(rbac.contains("Type=oneshot"), "{rbac}");
-    assert!(directive(rbac, "After").contains("kube-apiserver.service"));
-    let script = ign.file("/opt/kaws/bin/kaws-rbac");
+    // Addons: a oneshot after the apiserver, with the bootstrap identity,
+    // retrying until the API takes every object of rbac.yaml.tftpl, then
+    // CoreDNS, each at the API path its kind, namespace and name give.
+    let addons = ign.unit("kaws-addons.service");
+    assert!(addons.contains("Type=oneshot"), "{addons}");
+    assert!(directive(addons, "After").contains("kube-apiserver.service"));
+    let script = ign.file("/opt/kaws/bin/kaws-addons");
     assert!(script.contains("bootstrap.pem") && script.contains("bootstrap-key.pem"));
-    assert!(script.contains("/readyz") && script.contains("deadline"));
+    assert!(script.contains("/readyz") && !script.contains("deadline"));
     let template = std::fs::read_to_string(
         Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("terraform/modules/kaws/templates/rbac.yaml.tftpl"),
     )
     .unwrap()
     .replace("${cluster}", CLUSTER);
-    let want: Vec<Value> = template
+    let rbac: Vec<Value> = template
         .split("\n---\n")
         .map(|d| serde_yaml_ng::from_str(d).unwrap())
         .collect();
-    let got: Vec<Value> = ign
-        .files
-        .iter()
-        .filter(|(p, _)| p.starts_with("/etc/kaws/rbac/"))
-        .map(|(_, b)| json(b))
-        .collect();
+    let mut got: Vec<Value> = Vec::new();
+    for line in ign.file("/etc/kaws/addons/index").lines() {
+        let (file, path) = line.split_once(' ').unwrap();
+        let o = json(ign.file(&format!("/etc/kaws/addons/{file}")));
+        let (group, plural) = match o["kind"].as_str().unwrap() {
+            "ClusterRole" => ("/apis/rbac.authorization.k8s.io/v1", "clusterroles"),
+            "ClusterRoleBinding" => ("/apis/rbac.authorization.k8s.io/v1", "clusterrolebindings"),
+            "ServiceAccount" => ("/api/v1", "serviceaccounts"),
+            "ConfigMap" => ("/api/v1", "configmaps"),
+            "Service" => ("/api/v1", "services"),
+            "Deployment" => ("/apis/apps/v1", "deployments"),
+            k => panic!("unexpected kind {k}"),
+        };
+        let ns = o["metadata"]["namespace"]
+            .as_str()
+            .map(|n| format!("/namespaces/{n}"))
+            .unwrap_or_default();
+        assert_eq!(
+            path,
+            format!(
+                "{group}{ns}/{plural}/{}",
+                o["metadata"]["name"].as_str().unwrap()
+            ),
+            "{file}"
+        );
+        got.push(o);
+    }
     assert_eq!(
-        got, want,
-        "Ignition carries rbac.yaml.tftpl's objects, in order"
+        got[..rbac.len()],
+        rbac[..],
+        "the addons start with rbac.yaml.tftpl's objects, in order"
     );
+    check_coredns(ign, &got[rbac.len()..]);
     let bound = |role: &str| {
         got.iter().any(|o| {
             o["kind"] == "ClusterRoleBinding"
@@ -394,7 +351,7 @@ fn check_controller(ign: &Ignition) {
             && o["subjects"][0]["name"] == format!("kube-{CLUSTER}-apiserver")));
 }
 
-fn check_worker(ign: &Ignition) {
+fn check_worker(ign: &Server) {
     let kubelet = ign.unit("kubelet.service");
     assert_flag(
         "kubelet",
@@ -431,13 +388,16 @@ fn check_worker(ign: &Ignition) {
     );
 
     let proxy = ign.unit("kube-proxy.service");
-    assert_flag(
-        "kube-proxy",
-        proxy,
-        "kubeconfig",
-        "/etc/kaws/node.kubeconfig",
+    assert_flag("kube-proxy", proxy, "config", "/etc/kaws/kube-proxy.yaml");
+    let pconf: Value = serde_yaml_ng::from_str(ign.file("/etc/kaws/kube-proxy.yaml")).unwrap();
+    assert_eq!(
+        pconf["clientConnection"]["kubeconfig"],
+        "/etc/kaws/node.kubeconfig"
     );
-    assert_flag("kube-proxy", proxy, "cluster-cidr", "10.2.0.0/16");
+    assert_eq!(pconf["clusterCIDR"], "10.2.0.0/16");
+    // Pods reach the host's resolvers, not the 127.0.0.53 stub.
+    assert_eq!(conf["resolvConf"], "/run/systemd/resolve/resolv.conf");
+    assert_eq!(conf["volumePluginDir"], "/var/lib/kubelet/volumeplugins");
     // kubelet, kube-proxy and flannel agree on the node's name.
     assert_flag("kubelet", kubelet, "hostname-override", "${NODE_NAME}");
     assert_flag("kube-proxy", proxy, "hostname-override", "${NODE_NAME}");
@@ -458,7 +418,7 @@ fn check_worker(ign: &Ignition) {
     assert_eq!(net["Backend"]["Type"], "vxlan");
 }
 
-fn check_etcd(n: usize, ign: &Ignition) {
+fn check_etcd(n: usize, ign: &Server) {
     let u = ign.unit("etcd-member.service");
     let fqdn = format!("etcd-{n}.{DOMAIN}");
     for (f, v) in [
@@ -492,73 +452,6 @@ fn check_etcd(n: usize, ign: &Ignition) {
     }
     assert!(!u.contains("http://"), "etcd speaks TLS only: {u}");
     assert!(!u.contains("auto-tls"), "{u}");
-}
-
-/// Run kaws-decrypt-keys from a server's Ignition, locally, with the aws CLI
-/// against moto; then check every key against its certificate with openssl.
-fn run_decrypt_step(w: &World, role: &str, ign: &Ignition) {
-    let dir = w.tmp.path().join(format!("boot-{role}"));
-    let (etc, run) = (dir.join("etc"), dir.join("run"));
-    std::fs::create_dir_all(&dir).unwrap();
-    let script = dir.join("kaws-decrypt-keys");
-    let env = dir.join("kaws.env");
-    std::fs::write(&script, ign.file("/opt/kaws/bin/kaws-decrypt-keys")).unwrap();
-    std::fs::write(&env, ign.file("/etc/kaws/kaws.env")).unwrap();
-    let mut cmd = std::process::Command::new("bash");
-    w.env(&mut cmd);
-    cmd.args([
-        "-c",
-        r#"set -a; . "$1"; set +a; exec bash "$2""#,
-        "kaws",
-        env.to_str().unwrap(),
-        script.to_str().unwrap(),
-    ])
-    .env("KAWS_AWS", "aws")
-    .env("KAWS_CERT_DIR", &etc)
-    .env("KAWS_KEY_DIR", &run);
-    run_ok(&mut cmd);
-
-    use std::os::unix::fs::PermissionsExt;
-    let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
-    assert_eq!(mode(&run), 0o700, "{role}: key directory");
-    let mut found: BTreeSet<String> = BTreeSet::new();
-    for e in std::fs::read_dir(&run).unwrap() {
-        found.insert(e.unwrap().file_name().to_string_lossy().into_owned());
-    }
-    assert_eq!(
-        found,
-        role_keys(role),
-        "{role}: only the role's keys, no ciphertext left"
-    );
-    for key in &found {
-        let key_path = run.join(key);
-        assert_eq!(mode(&key_path), 0o600, "{role}: {key}");
-        let cert = key.replace("-key.pem", ".pem");
-        let from_key = openssl_ok(
-            &["pkey", "-in", key_path.to_str().unwrap(), "-pubout"],
-            &dir,
-        );
-        let from_cert = if cert == "service-account.pem" {
-            std::fs::read_to_string(etc.join("service-account.pub")).unwrap()
-        } else {
-            openssl_ok(
-                &[
-                    "x509",
-                    "-in",
-                    etc.join(&cert).to_str().unwrap(),
-                    "-pubkey",
-                    "-noout",
-                ],
-                &dir,
-            )
-        };
-        assert_eq!(
-            from_key.trim(),
-            from_cert.trim(),
-            "{role}: {key} does not match {cert}"
-        );
-    }
-    assert!(!etc.join("ca-key.pem").exists());
 }
 
 /// kms:Decrypt's kaws:file values and the S3 objects of one role's policy.
@@ -616,24 +509,491 @@ fn role_policy(w: &World, role: &str) -> (BTreeSet<String>, String) {
     (files, all)
 }
 
-#[test]
-fn servers_boot_with_their_own_identities_and_keys_only_in_tmpfs() {
-    let w = World::new();
-    w.applyable_cluster(CLUSTER, &[]);
-    let out = tf(
-        &w,
-        &[
-            "cluster",
-            "apply",
-            CLUSTER,
-            "--",
-            "-auto-approve",
-            "-no-color",
-        ],
+/// CoreDNS: at the address every kubelet gives its pods, its image pinned,
+/// run the way its image starts, with the Corefile where it reads it.
+fn check_coredns(ign: &Server, objects: &[Value]) {
+    let find = |kind: &str| {
+        objects
+            .iter()
+            .find(|o| o["kind"] == kind)
+            .unwrap_or_else(|| panic!("no {kind} among the addons"))
+    };
+    let svc = find("Service");
+    assert_eq!(svc["metadata"]["namespace"], "kube-system");
+    assert_eq!(svc["spec"]["clusterIP"], "10.3.0.10");
+    let ports: BTreeSet<String> = svc["spec"]["ports"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| format!("{}/{}", p["port"], p["protocol"].as_str().unwrap()))
+        .collect();
+    assert!(
+        ports.contains("53/UDP") && ports.contains("53/TCP"),
+        "{ports:?}"
     );
-    assert!(out.status.success(), "apply failed");
+    let deploy = find("Deployment");
+    let spec = &deploy["spec"]["template"]["spec"];
+    assert_eq!(
+        svc["spec"]["selector"], deploy["spec"]["template"]["metadata"]["labels"],
+        "the Service selects CoreDNS's pods"
+    );
+    let c = &spec["containers"][0];
+    let image = c["image"].as_str().unwrap();
+    assert!(image.contains("@sha256:"), "{image}");
+    assert_eq!(judges::entrypoint(image), Some("/coredns"));
+    assert_eq!(
+        c["args"],
+        serde_json::json!(["-conf", "/etc/coredns/Corefile"])
+    );
+    assert!(c.get("command").is_none(), "the image's entrypoint runs");
+    assert_eq!(c["volumeMounts"][0]["mountPath"], "/etc/coredns");
+    let cm = find("ConfigMap");
+    let corefile = cm["data"]["Corefile"].as_str().unwrap();
+    assert!(corefile.contains("kubernetes cluster.local"), "{corefile}");
+    assert!(
+        corefile.contains("forward . /etc/resolv.conf"),
+        "{corefile}"
+    );
+    // check_worker holds the kubelet's clusterDNS to the same address.
+    let _ = ign;
+}
 
-    // aws_instance servers: etcd ×3 and the bastion.
+/// Every container image a server runs is pinned by digest, started the way
+/// its image's entrypoint expects, with flags its pinned version has.
+fn check_invocations(s: &Server) {
+    for (name, unit) in &s.units {
+        if !unit.contains("ExecStart=") || name.contains(".d/") {
+            continue;
+        }
+        let inv = judges::invocation(unit);
+        let component = match name.as_str() {
+            "kube-apiserver.service" => "kube-apiserver",
+            "kube-controller-manager.service" => "kube-controller-manager",
+            "kube-scheduler.service" => "kube-scheduler",
+            "kube-proxy.service" => "kube-proxy",
+            "kubelet.service" => "kubelet",
+            "flanneld.service" => "flanneld",
+            "etcd-member.service" => "etcd",
+            _ => {
+                assert!(
+                    inv.image.is_none(),
+                    "{}: {name} runs an unjudged image",
+                    s.name
+                );
+                continue;
+            }
+        };
+        if let Some(image) = &inv.image {
+            match judges::entrypoint(image) {
+                // go-runner runs the binary it is named.
+                Some("/go-runner") => assert_eq!(inv.command, [component], "{}: {name}", s.name),
+                // An ENTRYPOINT that is the binary itself: flags only.
+                Some(_) => assert!(
+                    inv.command.is_empty(),
+                    "{}: {name} passes {:?} to an image whose entrypoint is the binary",
+                    s.name,
+                    inv.command
+                ),
+                // No entrypoint: the unit names the binary.
+                None => assert_eq!(
+                    inv.command,
+                    [format!("/usr/local/bin/{component}")],
+                    "{}: {name}",
+                    s.name
+                ),
+            }
+        } else {
+            assert_eq!(inv.command, ["/opt/bin/kubelet"], "{}: {name}", s.name);
+        }
+        judges::check_flags(&s.name, component, &inv.flags);
+    }
+    for (path, kind) in [
+        ("/etc/kaws/kubelet.yaml", "KubeletConfiguration"),
+        ("/etc/kaws/kube-proxy.yaml", "KubeProxyConfiguration"),
+        (
+            "/etc/kaws/kube-scheduler.yaml",
+            "KubeSchedulerConfiguration",
+        ),
+    ] {
+        if let Some(body) = s.files.get(path) {
+            judges::check_config_fields(&s.name, kind, body);
+        }
+    }
+    // Images pulled outside units (flannel's CNI plugin) are pinned too.
+    for (path, body) in s.scripts() {
+        for line in body.lines().filter(|l| l.contains("docker run")) {
+            assert!(
+                line.contains("@sha256:") || body.contains("@sha256:"),
+                "{}: {path}: {line}",
+                s.name
+            );
+        }
+        assert!(!body.contains("amazon/aws-cli"), "{}: {path}", s.name);
+        // Downloads: each with a pinned SHA-256, never one fetched beside it.
+        assert!(
+            !body.contains(".sha256"),
+            "{}: {path} fetches a checksum",
+            s.name
+        );
+    }
+}
+
+/// Free loopback ports.
+fn free_ports(n: usize) -> Vec<u16> {
+    let socks: Vec<TcpListener> = (0..n)
+        .map(|_| TcpListener::bind("127.0.0.1:0").unwrap())
+        .collect();
+    socks
+        .iter()
+        .map(|s| s.local_addr().unwrap().port())
+        .collect()
+}
+
+/// Run kaws-decrypt-keys as the server has it, against moto (or `proxy`):
+/// the requests are signed by curl, no instance metadata is asked for.
+fn run_decrypt(w: &World, s: &Server, dir: &Path, s3: &str, kms: &str) -> std::process::Output {
+    std::fs::create_dir_all(dir).unwrap();
+    let script = dir.join("kaws-decrypt-keys");
+    let env = dir.join("kaws.env");
+    std::fs::write(&script, s.file("/opt/kaws/bin/kaws-decrypt-keys")).unwrap();
+    std::fs::write(&env, s.file("/etc/kaws/kaws.env")).unwrap();
+    let bucket = s
+        .file("/etc/kaws/kaws.env")
+        .lines()
+        .find_map(|l| l.strip_prefix("KAWS_BUCKET="))
+        .unwrap()
+        .to_string();
+    let mut cmd = Command::new("bash");
+    w.env(&mut cmd);
+    cmd.args([
+        "-c",
+        r#"set -a; . "$1"; set +a; exec bash "$2""#,
+        "kaws",
+        env.to_str().unwrap(),
+        script.to_str().unwrap(),
+    ])
+    .env("KAWS_CERT_DIR", dir.join("etc"))
+    .env("KAWS_KEY_DIR", dir.join("run"))
+    .env("KAWS_S3_ENDPOINT", format!("{s3}/{bucket}"))
+    .env("KAWS_KMS_ENDPOINT", kms)
+    // Never the link-local metadata address from a test: a closed loopback port.
+    .env("KAWS_IMDS", "http://127.0.0.1:9")
+    .env("KAWS_RETRY_MAX", "1")
+    .stdin(Stdio::null());
+    cmd.output().unwrap()
+}
+
+/// Check what the decrypt step left: only the role's keys, 0600 in a 0700
+/// directory, each matching its certificate (openssl), no ciphertext.
+fn check_decrypted(role: &str, dir: &Path) {
+    let (etc, run) = (dir.join("etc"), dir.join("run"));
+    use std::os::unix::fs::PermissionsExt;
+    let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&run), 0o700, "{role}: key directory");
+    let found: BTreeSet<String> = std::fs::read_dir(&run)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(
+        found,
+        role_keys(role),
+        "{role}: only the role's keys, nothing else"
+    );
+    for key in &found {
+        let key_path = run.join(key);
+        assert_eq!(mode(&key_path), 0o600, "{role}: {key}");
+        let cert = key.replace("-key.pem", ".pem");
+        let from_key = openssl_ok(&["pkey", "-in", key_path.to_str().unwrap(), "-pubout"], dir);
+        let from_cert = if cert == "service-account.pem" {
+            std::fs::read_to_string(etc.join("service-account.pub")).unwrap()
+        } else {
+            openssl_ok(
+                &[
+                    "x509",
+                    "-in",
+                    etc.join(&cert).to_str().unwrap(),
+                    "-pubkey",
+                    "-noout",
+                ],
+                dir,
+            )
+        };
+        assert_eq!(
+            from_key.trim(),
+            from_cert.trim(),
+            "{role}: {key} does not match {cert}"
+        );
+    }
+    assert!(!etc.join("ca-key.pem").exists());
+}
+
+/// The decrypt step, once plainly and once behind a proxy that fails the
+/// first S3 requests and another that fails the first KMS requests: it
+/// retries, then writes every key.
+fn judge_decrypt(w: &World, role: &str, s: &Server, work: &Path) -> PathBuf {
+    let moto = &moto().url;
+    let dir = work.join(format!("decrypt-{role}"));
+    let out = run_decrypt(w, s, &dir, moto, moto);
+    assert!(
+        out.status.success(),
+        "{role}: kaws-decrypt-keys: {}",
+        stderr(&out)
+    );
+    check_decrypted(role, &dir);
+
+    let upstream = moto.trim_start_matches("http://");
+    let s3 = proxy::start(upstream, proxy::Fault::ServerError, 3);
+    let kms = proxy::start(upstream, proxy::Fault::Drop, 2);
+    let faulty = work.join(format!("decrypt-{role}-faults"));
+    let out = run_decrypt(w, s, &faulty, &s3.url, &kms.url);
+    let log = stderr(&out);
+    assert!(out.status.success(), "{role}: under faults: {log}");
+    assert_eq!(s3.faults_injected.load(Ordering::SeqCst), 3);
+    assert_eq!(kms.faults_injected.load(Ordering::SeqCst), 2);
+    assert!(
+        log.contains("trying again"),
+        "{role}: retries are logged: {log}"
+    );
+    check_decrypted(role, &faulty);
+    dir
+}
+
+/// etcd for real: the three members' flags exactly as their units render
+/// them (addresses and directories substituted), with the certificates and
+/// keys the decrypt step wrote. The cluster is healthy through etcdctl with
+/// the apiserver's etcd client certificate, and refuses a client certificate
+/// from another CA.
+fn judge_etcd(members: &[&Server], etcd_dir: &Path, client_dir: &Path, work: &Path) {
+    let ports = free_ports(6);
+    let (client, peer) = ports.split_at(3);
+    let etc = etcd_dir.join("etc");
+    let run = etcd_dir.join("run");
+    let mut children = Vec::new();
+    for (i, s) in members.iter().enumerate() {
+        let inv = judges::invocation(s.unit("etcd-member.service"));
+        let data = work.join(format!("etcd-data-{i}"));
+        let flags: Vec<String> = inv
+            .flags
+            .iter()
+            .map(|f| {
+                let mut f = f.clone();
+                for j in 0..3 {
+                    f = f
+                        .replace(
+                            &format!("https://etcd-{j}.{DOMAIN}:2379"),
+                            &format!("https://127.0.0.1:{}", client[j]),
+                        )
+                        .replace(
+                            &format!("https://etcd-{j}.{DOMAIN}:2380"),
+                            &format!("https://127.0.0.1:{}", peer[j]),
+                        );
+                }
+                f.replace(
+                    "https://0.0.0.0:2379",
+                    &format!("https://127.0.0.1:{}", client[i]),
+                )
+                .replace(
+                    "https://0.0.0.0:2380",
+                    &format!("https://127.0.0.1:{}", peer[i]),
+                )
+                .replace("/etc/kaws", etc.to_str().unwrap())
+                .replace("/run/kaws", run.to_str().unwrap())
+                .replace("/var/lib/etcd", data.to_str().unwrap())
+            })
+            .collect();
+        assert!(
+            flags
+                .iter()
+                .all(|f| !f.contains(DOMAIN) && !f.contains("0.0.0.0")),
+            "{flags:?}"
+        );
+        let log = std::fs::File::create(work.join(format!("etcd-{i}.log"))).unwrap();
+        children.push(
+            Command::new("etcd")
+                .args(&flags)
+                .stdout(log.try_clone().unwrap())
+                .stderr(log)
+                .spawn()
+                .expect("etcd (Debian package etcd-server) is installed"),
+        );
+    }
+    struct Kill(Vec<std::process::Child>);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            for c in &mut self.0 {
+                let _ = c.kill();
+                let _ = c.wait();
+            }
+        }
+    }
+    let _members = Kill(children);
+    let endpoints = client
+        .iter()
+        .map(|p| format!("https://127.0.0.1:{p}"))
+        .collect::<Vec<_>>()
+        .join(",");
+    let etcdctl = |cert: &Path, key: &Path, args: &[&str]| {
+        Command::new("etcdctl")
+            .env("ETCDCTL_API", "3")
+            .arg(format!("--endpoints={endpoints}"))
+            .arg(format!("--cacert={}", etc.join("ca.pem").display()))
+            .arg(format!("--cert={}", cert.display()))
+            .arg(format!("--key={}", key.display()))
+            .args(["--dial-timeout=3s", "--command-timeout=5s"])
+            .args(args)
+            .output()
+            .expect("etcdctl (Debian package etcd-client) is installed")
+    };
+    let (cert, key) = (
+        client_dir.join("etc/etcd-client.pem"),
+        client_dir.join("run/etcd-client-key.pem"),
+    );
+    let mut healthy = None;
+    for _ in 0..60 {
+        let out = etcdctl(&cert, &key, &["endpoint", "health"]);
+        if out.status.success() {
+            healthy = Some(out);
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(500));
+    }
+    let logs = || {
+        (0..3)
+            .map(|i| {
+                std::fs::read_to_string(work.join(format!("etcd-{i}.log"))).unwrap_or_default()
+            })
+            .collect::<Vec<_>>()
+            .join("\n---\n")
+    };
+    let healthy = healthy.unwrap_or_else(|| panic!("etcd never became healthy:\n{}", logs()));
+    assert_eq!(
+        stdout(&healthy).matches("is healthy").count()
+            + stderr(&healthy).matches("is healthy").count(),
+        3
+    );
+    let out = etcdctl(&cert, &key, &["put", "/kaws/boot", "ok"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = etcdctl(&cert, &key, &["get", "/kaws/boot", "--print-value-only"]);
+    assert_eq!(stdout(&out).trim(), "ok");
+
+    // A client certificate another CA signed is refused.
+    let other = work.join("other-ca");
+    std::fs::create_dir_all(&other).unwrap();
+    for args in [
+        vec![
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.pem",
+            "-subj",
+            "/CN=other",
+            "-days",
+            "1",
+        ],
+        vec![
+            "req",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-keyout",
+            "c.key",
+            "-out",
+            "c.csr",
+            "-subj",
+            "/CN=intruder",
+        ],
+    ] {
+        openssl_ok(&args, &other);
+    }
+    std::fs::write(other.join("ext"), "extendedKeyUsage=clientAuth\n").unwrap();
+    openssl_ok(
+        &[
+            "x509",
+            "-req",
+            "-in",
+            "c.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            "c.pem",
+            "-days",
+            "1",
+            "-extfile",
+            "ext",
+        ],
+        &other,
+    );
+    let out = etcdctl(
+        &other.join("c.pem"),
+        &other.join("c.key"),
+        &["put", "/kaws/intruder", "x"],
+    );
+    assert!(
+        !out.status.success(),
+        "etcd accepted a certificate from another CA"
+    );
+    let out = etcdctl(
+        &cert,
+        &key,
+        &["get", "/kaws/intruder", "--print-value-only"],
+    );
+    assert_eq!(stdout(&out).trim(), "", "nothing was written");
+}
+
+/// The judges catch what they are there for: gzip user data is refused by
+/// Ignition (review B1), and the etcd volume mount without nofail is an
+/// ordering cycle for systemd (review B4).
+fn judges_catch_the_review_blockers(work: &Path, controller: &Server, etcd: &Server) {
+    let dir = work.join("negative");
+    std::fs::create_dir_all(&dir).unwrap();
+    let gz = dir.join("user-data.gz");
+    let mut child = Command::new("gzip")
+        .arg("-c")
+        .stdin(Stdio::piped())
+        .stdout(std::fs::File::create(&gz).unwrap())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(&controller.raw)
+        .unwrap();
+    assert!(child.wait().unwrap().success());
+    let out = server::ignition_stage(&dir, &gz, "fetch-offline");
+    assert!(!out.status.success(), "Ignition took gzip user data");
+
+    let units = dir.join("units");
+    std::fs::create_dir_all(&units).unwrap();
+    let mut names = Vec::new();
+    for (name, body) in &etcd.units {
+        std::fs::write(units.join(name), body.replace("Options=nofail\n", "")).unwrap();
+        names.push(name.clone());
+    }
+    let findings = judges::systemd_verify_dir(&dir, &units, &names);
+    assert!(
+        findings.iter().any(|l| l.contains("ordering cycle")),
+        "systemd-analyze verify did not report the cycle: {findings:?}"
+    );
+}
+
+/// Read back, through the EC2 API, the user data of every server and launch
+/// template, base64-decoded and nothing more.
+fn user_data(w: &World) -> BTreeMap<String, Vec<u8>> {
+    let mut out = BTreeMap::new();
     let inst = json(&w.aws_ok(&[
         "ec2",
         "describe-instances",
@@ -643,8 +1003,6 @@ fn servers_boot_with_their_own_identities_and_keys_only_in_tmpfs() {
         "--output",
         "json",
     ]));
-    let mut etcd_seen = 0;
-    let mut bastion_seen = 0;
     for i in inst["Reservations"]
         .as_array()
         .unwrap()
@@ -657,48 +1015,30 @@ fn servers_boot_with_their_own_identities_and_keys_only_in_tmpfs() {
             "IMDSv2 on {name}"
         );
         assert_eq!(i["MetadataOptions"]["HttpPutResponseHopLimit"], 1, "{name}");
-        let id = i["InstanceId"].as_str().unwrap();
         let attr = json(&w.aws_ok(&[
             "ec2",
             "describe-instance-attribute",
             "--instance-id",
-            id,
+            i["InstanceId"].as_str().unwrap(),
             "--attribute",
             "userData",
             "--output",
             "json",
         ]));
-        let text = decode_user_data(attr["UserData"]["Value"].as_str().unwrap());
-        assert!(!text.contains("PRIVATE KEY"), "{name}");
-        let ign = Ignition::parse(&text);
-        if name.ends_with("-bastion") {
-            bastion_seen += 1;
-            assert!(
-                !ign.units.contains_key("kaws-keys.service"),
-                "the bastion holds no keys"
-            );
-            assert!(!text.contains("/run/kaws"));
-            continue;
-        }
-        let n: usize = name.rsplit('-').next().unwrap().parse().unwrap();
-        check_common("etcd", &ign);
-        check_etcd(n, &ign);
-        assert_eq!(ign.env_list("KAWS_CERTS"), set(&["ca.pem", "etcd.pem"]));
-        etcd_seen += 1;
+        let raw = b64decode(attr["UserData"]["Value"].as_str().unwrap());
+        out.insert(
+            name.trim_start_matches(&format!("{CLUSTER}-")).to_string(),
+            raw,
+        );
     }
-    assert_eq!((etcd_seen, bastion_seen), (3, 1));
-
-    // Launch templates: masters and nodes.
     let lts = json(&w.aws_ok(&["ec2", "describe-launch-templates", "--output", "json"]));
-    let mut by_role: BTreeMap<String, Ignition> = BTreeMap::new();
     for lt in lts["LaunchTemplates"].as_array().unwrap() {
         let lt_name = lt["LaunchTemplateName"].as_str().unwrap();
-        let role = match ["controller", "worker"]
+        let Some(role) = ["controller", "worker"]
             .into_iter()
             .find(|r| lt_name.starts_with(&format!("{CLUSTER}-{r}-")))
-        {
-            Some(r) => r,
-            None => continue,
+        else {
+            continue;
         };
         let v = json(&w.aws_ok(&[
             "ec2",
@@ -719,15 +1059,89 @@ fn servers_boot_with_their_own_identities_and_keys_only_in_tmpfs() {
             data["MetadataOptions"]["HttpPutResponseHopLimit"], 1,
             "{lt_name}"
         );
-        let text = decode_user_data(data["UserData"].as_str().unwrap());
-        let ign = Ignition::parse(&text);
-        check_common(role, &ign);
-        by_role.insert(role.to_string(), ign);
+        let root = &data["BlockDeviceMappings"][0];
+        assert_eq!(root["DeviceName"], "/dev/xvda", "{lt_name}");
+        assert_eq!(
+            root["Ebs"]["Encrypted"], true,
+            "{lt_name}: root volume encrypted"
+        );
+        out.insert(
+            role.to_string(),
+            b64decode(data["UserData"].as_str().unwrap()),
+        );
     }
-    let controller = by_role
-        .get("controller")
-        .expect("controller launch template");
-    let worker = by_role.get("worker").expect("worker launch template");
+    out
+}
+
+#[test]
+fn servers_boot_with_their_own_identities_and_keys_only_in_tmpfs() {
+    judges::entrypoint_table_matches_fixture();
+    let w = World::new();
+    w.applyable_cluster(CLUSTER, &[]);
+    let out = tf(
+        &w,
+        &[
+            "cluster",
+            "apply",
+            CLUSTER,
+            "--",
+            "-auto-approve",
+            "-no-color",
+        ],
+    );
+    assert!(out.status.success(), "apply failed");
+
+    let work = w.tmp.path().join("servers");
+    std::fs::create_dir_all(&work).unwrap();
+    let raw = user_data(&w);
+    assert_eq!(
+        raw.keys().map(String::as_str).collect::<Vec<_>>(),
+        [
+            "bastion",
+            "controller",
+            "etcd-0",
+            "etcd-1",
+            "etcd-2",
+            "worker"
+        ]
+    );
+    let servers: BTreeMap<String, Server> = raw
+        .into_iter()
+        .map(|(name, bytes)| {
+            let s = Server::boot(&work, &name, bytes);
+            (name, s)
+        })
+        .collect();
+    for s in servers.values() {
+        eprintln!("{}: {} bytes of raw user data", s.name, s.raw.len());
+        // No server reboots on its own for an update (review S6).
+        assert!(
+            s.masked.contains("locksmithd.service"),
+            "{}: {:?}",
+            s.name,
+            s.masked
+        );
+        judges::systemd_verify(&work, s);
+        judges::shellcheck(&work, s);
+        check_invocations(s);
+    }
+
+    let bastion = &servers["bastion"];
+    assert!(
+        !bastion.units.contains_key("kaws-keys.service"),
+        "the bastion holds no keys"
+    );
+    assert!(!String::from_utf8_lossy(&bastion.raw).contains("/run/kaws"));
+    let etcd: Vec<&Server> = (0..3).map(|i| &servers[&format!("etcd-{i}")]).collect();
+    for (n, s) in etcd.iter().enumerate() {
+        check_common("etcd", s);
+        check_etcd(n, s);
+        assert_eq!(s.env_list("KAWS_CERTS"), set(&["ca.pem", "etcd.pem"]));
+    }
+    let controller = &servers["controller"];
+    let worker = &servers["worker"];
+    check_common("controller", controller);
+    check_common("worker", worker);
     check_controller(controller);
     check_worker(worker);
     assert_eq!(worker.env_list("KAWS_CERTS"), set(&["ca.pem", "node.pem"]));
@@ -743,10 +1157,14 @@ fn servers_boot_with_their_own_identities_and_keys_only_in_tmpfs() {
             "bootstrap.pem",
         ])
     );
+    judges_catch_the_review_blockers(&work, controller, etcd[0]);
 
-    // The decrypt step, with the objects and ciphertext the apply stored.
-    run_decrypt_step(&w, "worker", worker);
-    run_decrypt_step(&w, "controller", controller);
+    // The decrypt step, with the objects and ciphertext the apply stored,
+    // plainly and under faults; then etcd with what it wrote.
+    judge_decrypt(&w, "worker", worker, &work);
+    let client_dir = judge_decrypt(&w, "controller", controller, &work);
+    let etcd_dir = judge_decrypt(&w, "etcd", etcd[0], &work);
+    judge_etcd(&etcd, &etcd_dir, &client_dir, &work);
 
     // IAM: each role decrypts exactly its own keys, nobody the CA key.
     for role in ["controller", "worker", "etcd"] {

@@ -180,9 +180,12 @@ fn apply_builds_the_secure_topology_then_plan_is_clean_and_destroy_leaves_nothin
         assert_eq!(data["KeyName"], "kaws-e2e");
         assert_eq!(data["MetadataOptions"]["HttpTokens"], "required");
         assert_eq!(data["MetadataOptions"]["HttpPutResponseHopLimit"], 1);
-        let ud = decode_user_data(data["UserData"].as_str().unwrap_or(""));
-        assert!(!ud.contains("PRIVATE KEY"), "no private key in user data");
-        assert!(ud.contains("/run/kaws"), "keys are decrypted into tmpfs");
+        // What servers boot with is judged by tests/boot.rs (Ignition,
+        // systemd, shellcheck, etcd); here: the raw bytes EC2 serves are an
+        // Ignition config, not gzip, within the module's limit.
+        let ud = b64decode(data["UserData"].as_str().unwrap_or(""));
+        assert!(ud.starts_with(b"{\"ignition\""), "plain Ignition JSON");
+        assert!(ud.len() <= 12 * 1024, "{} bytes", ud.len());
     }
     assert_eq!(templates, 2);
 
@@ -695,5 +698,89 @@ fn state_bucket_needs_terraform_1_10() {
         stderr(&out).contains("unexpected: init"),
         "{}",
         stderr(&out)
+    );
+}
+
+/// Names AWS limits: a 63-character cluster name (the longest kaws accepts)
+/// plans with IAM names within 64 characters and load balancer names within
+/// 32 that do not end in "-"; a Kubernetes version the module has no pins
+/// for is refused at plan time, naming the pinned ones.
+#[test]
+fn long_cluster_names_plan_and_unpinned_versions_are_refused() {
+    let w = World::new();
+    let key = w.kms_key();
+    let long = format!("l{}", "o".repeat(51)) + "ng-cluster";
+    assert_eq!(long.len(), 63);
+    let out = w.cluster_init(&long, &key, &["--ami", "ami-12345678"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = tf(
+        &w,
+        &[
+            "cluster",
+            "plan",
+            &long,
+            "--",
+            "-no-color",
+            "-refresh=false",
+            "-lock=false",
+            "-out=plan.bin",
+        ],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let mut show = std::process::Command::new("terraform");
+    w.env(&mut show);
+    let show = show
+        .env("TF_CLI_CONFIG_FILE", w.tf_config())
+        .current_dir(w.cluster_dir(&long))
+        .args(["show", "-json", "plan.bin"])
+        .output()
+        .unwrap();
+    assert!(show.status.success(), "{}", stderr(&show));
+    let plan = json(&stdout(&show));
+    let mut seen = 0;
+    for rc in plan["resource_changes"].as_array().unwrap() {
+        let name = rc["change"]["after"]["name"].as_str().unwrap_or_default();
+        let limit = match rc["type"].as_str().unwrap() {
+            "aws_iam_role" | "aws_iam_instance_profile" => 64,
+            "aws_lb" | "aws_lb_target_group" => 32,
+            _ => continue,
+        };
+        seen += 1;
+        assert!(
+            !name.is_empty() && name.len() <= limit && !name.ends_with('-'),
+            "{}: {name:?}",
+            rc["address"]
+        );
+    }
+    assert_eq!(
+        seen,
+        3 + 3 + 2,
+        "three roles, three profiles, the NLB and its group"
+    );
+
+    let out = w.cluster_init(
+        "old",
+        &key,
+        &["--ami", "ami-12345678", "--kubernetes-version", "v1.35.3"],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = tf(
+        &w,
+        &[
+            "cluster",
+            "plan",
+            "old",
+            "--",
+            "-no-color",
+            "-refresh=false",
+            "-lock=false",
+        ],
+    );
+    assert!(!out.status.success());
+    let err = format!("{}{}", stdout(&out), stderr(&out));
+    assert!(
+        err.contains("kubernetes_version v1.35.3 has no pinned checksums")
+            && err.contains("v1.35.4"),
+        "{err}"
     );
 }

@@ -92,21 +92,6 @@ fn make_pki(settings: &ClusterSettings) -> Result<Vec<Made>> {
 pub fn cluster_init(repo: &Repo, opts: ClusterInit) -> Result<ClusterInitReport> {
     let mut settings = opts.settings;
     let cluster = ClusterName::parse(&settings.cluster)?;
-    // The module names the load balancer and its target group
-    // `<cluster>-apiserver`, cut at AWS's 32 characters: a longer cluster
-    // name would be cut (ending in `-`, or colliding with another cluster).
-    if cluster.as_str().len() > crate::layout::MAX_NEW_CLUSTER_NAME {
-        return Err(Error::input(format!(
-            "the cluster name {:?} has {} characters; the Terraform module's AWS names allow at most {} (the load balancer is named {cluster}-apiserver, and AWS cuts such names at 32)",
-            cluster.as_str(),
-            cluster.as_str().len(),
-            crate::layout::MAX_NEW_CLUSTER_NAME
-        ))
-        .with_hint(format!(
-            "choose a cluster name of {} characters or fewer",
-            crate::layout::MAX_NEW_CLUSTER_NAME
-        )));
-    }
     let repo_cfg = RepoConfig::load(&repo.marker())?;
     let dir = repo.cluster(&cluster);
     if dir.path().exists() {

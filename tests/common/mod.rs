@@ -425,24 +425,6 @@ pub fn tf(w: &World, args: &[&str]) -> std::process::Output {
     out
 }
 
-/// User data as EC2 returns it: base64 of gzip (or of plain text).
-pub fn decode_user_data(b64: &str) -> String {
-    let raw = b64decode(b64);
-    assert!(!raw.is_empty(), "empty user data");
-    if !raw.starts_with(&[0x1f, 0x8b]) {
-        return String::from_utf8(raw).unwrap();
-    }
-    use std::io::Write;
-    let mut child = std::process::Command::new("gzip")
-        .arg("-dc")
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    child.stdin.take().unwrap().write_all(&raw).unwrap();
-    String::from_utf8(child.wait_with_output().unwrap().stdout).unwrap()
-}
-
 /// Lint policy documents with parliament (tests/common/parliament_judge.py):
 /// `(name, document)` in, `name -> [(issue, detail)]` out.
 pub fn parliament(

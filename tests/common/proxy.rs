@@ -1,3 +1,4 @@
+#![allow(dead_code)]
 //! A small fault-injecting HTTP proxy in front of moto: errors for the first
 //! N requests, dropped connections, slow answers. It reads each request
 //! whole (headers and Content-Length body), decides, and either answers

@@ -9,9 +9,7 @@ resource "aws_instance" "bastion" {
   subnet_id              = aws_subnet.public[0].id
   vpc_security_group_ids = [aws_security_group.bastion.id]
 
-  user_data_base64 = base64gzip(templatefile("${path.module}/templates/bastion.ign.tftpl", {
-    cluster = var.cluster
-  }))
+  user_data_base64 = base64encode(local.user_data.bastion)
 
   metadata_options {
     http_endpoint               = "enabled"
@@ -31,6 +29,11 @@ resource "aws_instance" "bastion" {
   }
 
   lifecycle {
+    precondition {
+      condition     = local.user_data_size.bastion <= local.user_data_limit
+      error_message = "bastion user data is ${local.user_data_size.bastion} bytes, over the module's limit of ${local.user_data_limit}."
+    }
+
     # Like etcd: no surprise reboot or replacement from a newer AMI or template.
     ignore_changes = [ami, user_data_base64]
   }

@@ -14,25 +14,36 @@ resource "aws_launch_template" "controller" {
     arn = aws_iam_instance_profile.role["controller"].arn
   }
 
-  user_data = base64gzip(templatefile("${path.module}/templates/controller.ign.tftpl", {
-    cluster            = var.cluster
-    decrypt_script     = local.decrypt_script
-    kaws_env           = local.kaws_env["controller"]
-    keys_unit          = local.keys_unit["controller"]
-    kubernetes_version = var.kubernetes_version
-    etcd_servers       = join(",", [for fqdn in local.etcd_fqdns : "https://${fqdn}:2379"])
-    service_cidr       = var.service_cidr
-    pod_cidr           = var.pod_cidr
-    api_endpoint       = local.api_endpoint
-    kubeconfigs        = local.controller_kubeconfigs
-    rbac_files         = local.rbac_files
-    rbac_script        = local.rbac_script
-  }))
+  user_data = base64encode(local.user_data.controller)
+
+  # Flatcar's root device. Encrypted with the account's default EBS key, and
+  # sized for images and logs rather than left at the AMI's default.
+  block_device_mappings {
+    device_name = "/dev/xvda"
+
+    ebs {
+      volume_type           = "gp3"
+      volume_size           = var.controller_disk_size
+      encrypted             = true
+      delete_on_termination = true
+    }
+  }
 
   metadata_options {
     http_endpoint               = "enabled"
     http_tokens                 = "required"
     http_put_response_hop_limit = 1
+  }
+
+  lifecycle {
+    precondition {
+      condition     = local.release != null
+      error_message = local.unpinned_version_error
+    }
+    precondition {
+      condition     = local.user_data_size.controller <= local.user_data_limit
+      error_message = "controller user data is ${local.user_data_size.controller} bytes, over the module's limit of ${local.user_data_limit}."
+    }
   }
 
   tag_specifications {
@@ -49,6 +60,9 @@ resource "aws_autoscaling_group" "controller" {
   max_size            = var.controller_max
   vpc_zone_identifier = aws_subnet.public[*].id
   target_group_arns   = [aws_lb_target_group.apiserver.arn]
+
+  # Servers boot only once their keys and the right to decrypt them exist.
+  depends_on = [aws_s3_object.cert, aws_s3_object.encrypted_key, aws_iam_role_policy.role]
 
   health_check_type         = "EC2"
   health_check_grace_period = 300

@@ -4,7 +4,7 @@
 
 resource "aws_route53_record" "apiserver" {
   zone_id = var.zone_id
-  name    = "kubernetes.${var.domain}"
+  name    = "kubernetes.${local.domain}"
   type    = "A"
 
   alias {
@@ -16,7 +16,7 @@ resource "aws_route53_record" "apiserver" {
 
 resource "aws_route53_record" "bastion" {
   zone_id = var.zone_id
-  name    = "bastion.${var.domain}"
+  name    = "bastion.${local.domain}"
   type    = "A"
   ttl     = 300
   records = [aws_instance.bastion.public_ip]

@@ -5,11 +5,6 @@
 
 locals {
   etcd_count = 3
-  etcd_image = "quay.io/coreos/etcd:v3.5.21"
-
-  etcd_initial_cluster = join(",", [
-    for i, fqdn in local.etcd_fqdns : "etcd-${i}=https://${fqdn}:2380"
-  ])
 }
 
 resource "aws_ebs_volume" "etcd" {
@@ -36,17 +31,7 @@ resource "aws_instance" "etcd" {
   vpc_security_group_ids = [aws_security_group.etcd.id]
   iam_instance_profile   = aws_iam_instance_profile.role["etcd"].name
 
-  user_data_base64 = base64gzip(templatefile("${path.module}/templates/etcd.ign.tftpl", {
-    cluster         = var.cluster
-    decrypt_script  = local.decrypt_script
-    kaws_env        = local.kaws_env["etcd"]
-    keys_unit       = local.keys_unit["etcd"]
-    etcd_image      = local.etcd_image
-    etcd_name       = "etcd-${count.index}"
-    etcd_fqdn       = local.etcd_fqdns[count.index]
-    initial_cluster = local.etcd_initial_cluster
-    volume_id       = aws_ebs_volume.etcd[count.index].id
-  }))
+  user_data_base64 = base64encode(local.user_data["etcd-${count.index}"])
 
   metadata_options {
     http_endpoint               = "enabled"
@@ -65,7 +50,15 @@ resource "aws_instance" "etcd" {
     Name = "${var.cluster}-etcd-${count.index}"
   }
 
+  # Its keys and the right to decrypt them exist before it boots.
+  depends_on = [aws_s3_object.cert, aws_s3_object.encrypted_key, aws_iam_role_policy.role]
+
   lifecycle {
+    precondition {
+      condition     = local.user_data_size["etcd-${count.index}"] <= local.user_data_limit
+      error_message = "etcd user data is ${local.user_data_size["etcd-${count.index}"]} bytes, over the module's limit of ${local.user_data_limit}."
+    }
+
     # A newer Flatcar AMI must not replace etcd members (Flatcar updates itself),
     # and a changed template must not stop all three members at once to rewrite
     # user data (quorum loss). Roll such changes one member at a time with

@@ -3,6 +3,19 @@
 # context to kaws:cluster = var.cluster and kaws:file in the role's key list.
 # No role lists ca-key.pem, so no server can ever decrypt the CA key.
 
+locals {
+  # IAM role and instance profile names: "<cluster>-<role>" when it fits IAM's
+  # 64 characters, else the cluster name cut and a hash of it, so that long
+  # cluster names (up to kaws' 63) neither fail nor collide.
+  iam_names = {
+    for role in keys(local.role_keys) : role => (
+      length("${var.cluster}-${role}") <= 64
+      ? "${var.cluster}-${role}"
+      : "${substr(var.cluster, 0, 42)}-${substr(sha256(var.cluster), 0, 8)}-${role}"
+    )
+  }
+}
+
 data "aws_kms_key" "cluster" {
   key_id = var.kms_key_id
 }
@@ -52,7 +65,7 @@ data "aws_iam_policy_document" "role" {
 resource "aws_iam_role" "role" {
   for_each = local.role_keys
 
-  name               = "${var.cluster}-${each.key}"
+  name               = local.iam_names[each.key]
   description        = "kaws ${var.cluster} ${each.key} servers"
   assume_role_policy = data.aws_iam_policy_document.ec2_assume.json
 }
@@ -68,7 +81,7 @@ resource "aws_iam_role_policy" "role" {
 resource "aws_iam_instance_profile" "role" {
   for_each = local.role_keys
 
-  name = "${var.cluster}-${each.key}"
+  name = local.iam_names[each.key]
   role = aws_iam_role.role[each.key].name
 }
 

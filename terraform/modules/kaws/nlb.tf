@@ -2,8 +2,14 @@
 # passthrough: TLS ends at kube-apiserver, which checks client certificates, and
 # the NLB preserves client addresses (hence 443 open to the world on masters).
 
+locals {
+  # Load balancer and target group names: at most 32 characters, and not
+  # ending in "-" (which AWS refuses) when the cluster name is cut.
+  nlb_name = trimsuffix(substr("${var.cluster}-apiserver", 0, 32), "-")
+}
+
 resource "aws_lb" "apiserver" {
-  name               = substr("${var.cluster}-apiserver", 0, 32)
+  name               = local.nlb_name
   load_balancer_type = "network"
   internal           = false
   subnets            = aws_subnet.public[*].id
@@ -12,7 +18,7 @@ resource "aws_lb" "apiserver" {
 }
 
 resource "aws_lb_target_group" "apiserver" {
-  name        = substr("${var.cluster}-apiserver", 0, 32)
+  name        = local.nlb_name
   vpc_id      = aws_vpc.network.id
   target_type = "instance"
   protocol    = "TCP"

@@ -1,15 +1,29 @@
-# Pieces of user data shared by the roles. User data holds only public settings:
-# the decrypt script, unit files and where to fetch from. Certificates and key
-# ciphertext stay in S3, so rotating or re-encrypting them never changes it.
+# What servers boot with. User data holds only public settings: scripts, unit
+# files and where to fetch from. Certificates and key ciphertext stay in S3, so
+# rotating or re-encrypting them never changes it.
+#
+# Ignition reads EC2 user data as plain JSON; it does not un-gzip it. Each role's
+# config is therefore gzip'd into a data URL that a small outer config merges
+# (ignition.config.merge with compression = "gzip", Ignition spec 3.1 and later),
+# which keeps the raw user data of every role far below EC2's 16 KiB.
 
 locals {
+  # Raw user data larger than this fails the plan: headroom under EC2's 16 KiB.
+  user_data_limit = 12288
+
+  # The name a server's region has in endpoints (data.aws_region's name).
+  region = data.aws_region.current.name
+
+  # Without a trailing dot, as in every certificate kaws makes.
+  domain = trimsuffix(var.domain, ".")
+
   decrypt_script = file("${path.module}/templates/kaws-decrypt-keys.sh")
 
   kaws_env = {
     for role, keys in local.role_keys : role => join("\n", [
       "KAWS_CLUSTER=${var.cluster}",
       "KAWS_BUCKET=${local.bucket}",
-      "KAWS_REGION=${data.aws_region.current.name}",
+      "KAWS_REGION=${local.region}",
       "KAWS_CERTS=\"${join(" ", local.role_certs[role])}\"",
       "KAWS_KEYS=\"${join(" ", keys)}\"",
       "",
@@ -19,17 +33,56 @@ locals {
   # Units kaws-keys.service must finish before, per role.
   keys_before = {
     etcd       = "etcd-member.service"
-    controller = "kube-apiserver.service kube-controller-manager.service kube-scheduler.service kaws-rbac.service"
+    controller = "kube-apiserver.service kube-controller-manager.service kube-scheduler.service kaws-addons.service"
     worker     = "kubelet.service kube-proxy.service flanneld.service"
   }
 
-  keys_unit = {
-    for role, before in local.keys_before : role => templatefile("${path.module}/templates/kaws-keys.service.tftpl", {
-      before = before
-    })
+  # Files and units every server with keys gets.
+  common_files = {
+    for role in keys(local.role_keys) : role => [
+      {
+        path      = "/opt/kaws/bin/kaws-decrypt-keys"
+        mode      = 493
+        overwrite = true
+        contents  = { source = "data:,${replace(urlencode(local.decrypt_script), "+", "%20")}" }
+      },
+      {
+        # Route 53 records of the etcd members and the API are created after
+        # the servers that need them, and a cached "no such name" would hold
+        # a first boot up for the zone's negative TTL (up to 15 minutes):
+        # every step retries instead, and each retry asks again.
+        path      = "/etc/systemd/resolved.conf.d/kaws.conf"
+        mode      = 420
+        overwrite = true
+        contents  = { source = "data:,%5BResolve%5D%0ACache%3Dno-negative%0A" }
+      },
+      {
+        path      = "/etc/kaws/kaws.env"
+        mode      = 420
+        overwrite = true
+        contents  = { source = "data:,${replace(urlencode(local.kaws_env[role]), "+", "%20")}" }
+      },
+    ]
+  }
+  common_units = {
+    for role, before in local.keys_before : role => concat(local.update_units, [
+      {
+        name    = "kaws-keys.service"
+        enabled = true
+        contents = templatefile("${path.module}/templates/kaws-keys.service.tftpl", {
+          before = before
+        })
+      },
+    ])
   }
 
-  api_endpoint = "https://kubernetes.${var.domain}"
+  # Flatcar updates itself, but no server reboots on its own: an uncoordinated
+  # reboot could take two etcd members or the only master down at once. The new
+  # image waits on the passive partition until the operator's rolling reboot
+  # (docs/guides/flatcar-updates.md).
+  update_units = [{ name = "locksmithd.service", mask = true }]
+
+  api_endpoint = "https://kubernetes.${local.domain}"
 
   # Kubeconfigs name files only: /etc/kaws/<user>.pem (copied by
   # kaws-decrypt-keys) and /run/kaws/<user>-key.pem (decrypted into tmpfs).
@@ -47,14 +100,104 @@ locals {
     user    = "node"
   })
 
-  # One JSON file per RBAC object, NN_<resource>_<name>.json, as kaws-rbac
-  # expects: the file name gives the API path, NN the order.
-  rbac_docs = [
-    for doc in split("\n---\n", templatefile("${path.module}/templates/rbac.yaml.tftpl", { cluster = var.cluster })) : yamldecode(doc)
+  # Objects kaws-addons applies to the API at every master boot: RBAC, then
+  # cluster DNS. Each becomes /etc/kaws/addons/NN_<kind>_<name>.json, and a line
+  # "<file> <API path>" of /etc/kaws/addons/index, in order.
+  cluster_dns = cidrhost(var.service_cidr, 10)
+  addon_docs = [
+    for doc in flatten([
+      for t in ["rbac.yaml.tftpl", "coredns.yaml.tftpl"] : split("\n---\n", templatefile("${path.module}/templates/${t}", {
+        cluster       = var.cluster
+        cluster_dns   = local.cluster_dns
+        coredns_image = local.images.coredns
+      }))
+    ]) : yamldecode(doc)
   ]
-  rbac_files = {
-    for i, doc in local.rbac_docs : format("%02d_%ss_%s.json", i, lower(doc.kind), doc.metadata.name) => jsonencode(doc)
+  addon_plural = {
+    ClusterRole        = "clusterroles"
+    ClusterRoleBinding = "clusterrolebindings"
+    ConfigMap          = "configmaps"
+    Deployment         = "deployments"
+    Service            = "services"
+    ServiceAccount     = "serviceaccounts"
   }
-  rbac_script = file("${path.module}/templates/kaws-rbac.sh")
-  etcd_fqdns  = [for i in range(3) : "etcd-${i}.${var.domain}"]
+  addons = [
+    for i, doc in local.addon_docs : {
+      file = format("%02d_%s_%s.json", i, lower(doc.kind), doc.metadata.name)
+      json = jsonencode(doc)
+      path = join("/", compact([
+        length(split("/", doc.apiVersion)) == 1 ? "/api/${doc.apiVersion}" : "/apis/${doc.apiVersion}",
+        try("namespaces/${doc.metadata.namespace}", ""),
+        local.addon_plural[doc.kind],
+        doc.metadata.name,
+      ]))
+    }
+  ]
+  addons_index = join("", [for a in local.addons : "${a.file} ${a.path}\n"])
+
+  etcd_fqdns = [for i in range(local.etcd_count) : "etcd-${i}.${local.domain}"]
+
+  # Each role's full Ignition config.
+  ignition = {
+    bastion = templatefile("${path.module}/templates/bastion.ign.tftpl", {
+      cluster      = var.cluster
+      update_units = local.update_units
+    })
+    controller = templatefile("${path.module}/templates/controller.ign.tftpl", {
+      common_files     = local.common_files["controller"]
+      common_units     = local.common_units["controller"]
+      images           = local.images
+      etcd_servers     = join(",", [for fqdn in local.etcd_fqdns : "https://${fqdn}:2379"])
+      service_cidr     = var.service_cidr
+      pod_cidr         = var.pod_cidr
+      api_endpoint     = local.api_endpoint
+      kubeconfigs      = local.controller_kubeconfigs
+      addons           = local.addons
+      addons_index     = local.addons_index
+      addons_script    = file("${path.module}/templates/kaws-addons.sh")
+      scheduler_config = file("${path.module}/templates/kube-scheduler.yaml")
+    })
+    worker = templatefile("${path.module}/templates/worker.ign.tftpl", {
+      cluster         = var.cluster
+      common_files    = local.common_files["worker"]
+      common_units    = local.common_units["worker"]
+      images          = local.images
+      downloads       = local.downloads
+      cluster_dns     = local.cluster_dns
+      pod_cidr        = var.pod_cidr
+      node_kubeconfig = local.node_kubeconfig
+    })
+  }
+  etcd_ignition = [
+    for i in range(local.etcd_count) : templatefile("${path.module}/templates/etcd.ign.tftpl", {
+      cluster         = var.cluster
+      common_files    = local.common_files["etcd"]
+      common_units    = local.common_units["etcd"]
+      etcd_image      = local.images.etcd
+      etcd_name       = "etcd-${i}"
+      etcd_fqdn       = local.etcd_fqdns[i]
+      initial_cluster = join(",", [for j, fqdn in local.etcd_fqdns : "etcd-${j}=https://${fqdn}:2380"])
+      volume_id       = aws_ebs_volume.etcd[i].id
+    })
+  ]
+
+  # Raw user data: the outer config, merging the gzip'd full config.
+  user_data = {
+    for role, config in merge(local.ignition, { for i, c in local.etcd_ignition : "etcd-${i}" => c }) : role => jsonencode({
+      ignition = {
+        version = "3.3.0"
+        config = {
+          merge = [{
+            source      = "data:;base64,${base64gzip(config)}"
+            compression = "gzip"
+          }]
+        }
+      }
+    })
+  }
+}
+
+locals {
+  # What the size preconditions read (a condition shows every value it uses).
+  user_data_size = { for role, data in local.user_data : role => length(data) }
 }

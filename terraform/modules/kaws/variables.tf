@@ -91,6 +91,12 @@ variable "controller_max" {
 
 # One worker is enough for a first cluster and keeps its cost low; the group may
 # grow to three without a Terraform change (e.g. with `aws autoscaling set-desired-capacity`).
+variable "controller_disk_size" {
+  type        = number
+  description = "Size in GiB of each master's encrypted root volume"
+  default     = 30
+}
+
 variable "worker_type" {
   type        = string
   description = "EC2 instance type of the nodes"
@@ -114,14 +120,20 @@ variable "worker_max" {
   }
 }
 
+variable "worker_disk_size" {
+  type        = number
+  description = "Size in GiB of each node's encrypted root volume (images, logs, emptyDir)"
+  default     = 40
+}
+
 variable "kubernetes_version" {
   type        = string
-  description = "Kubernetes version; selects registry.k8s.io/kube-*:<version> images and the kubelet binary"
-  default     = "v1.32.4"
+  description = "Kubernetes version; one of the releases images.tf pins (kubelet checksum, image digests)"
+  default     = "v1.35.4"
 
   validation {
     condition     = can(regex("^v\\d+\\.\\d+\\.\\d+$", var.kubernetes_version))
-    error_message = "kubernetes_version must look like v1.32.4."
+    error_message = "kubernetes_version must look like v1.35.4."
   }
 }
 

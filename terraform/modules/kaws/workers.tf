@@ -1,12 +1,6 @@
 # Nodes: kubelet, kube-proxy and flannel in an autoscaling group. They share one
 # node certificate; its key is decrypted at boot into /run/kaws/node-key.pem.
 
-locals {
-  cni_version         = "v1.6.2"
-  flannel_cni_version = "v1.6.2-flannel1"
-  flannel_image       = "ghcr.io/flannel-io/flannel:v0.26.7"
-}
-
 resource "aws_launch_template" "worker" {
   name_prefix   = "${var.cluster}-worker-"
   image_id      = local.ami
@@ -19,25 +13,36 @@ resource "aws_launch_template" "worker" {
     arn = aws_iam_instance_profile.role["worker"].arn
   }
 
-  user_data = base64gzip(templatefile("${path.module}/templates/worker.ign.tftpl", {
-    cluster             = var.cluster
-    decrypt_script      = local.decrypt_script
-    kaws_env            = local.kaws_env["worker"]
-    keys_unit           = local.keys_unit["worker"]
-    kubernetes_version  = var.kubernetes_version
-    api_endpoint        = local.api_endpoint
-    cluster_dns         = cidrhost(var.service_cidr, 10)
-    pod_cidr            = var.pod_cidr
-    cni_version         = local.cni_version
-    flannel_cni_version = local.flannel_cni_version
-    flannel_image       = local.flannel_image
-    node_kubeconfig     = local.node_kubeconfig
-  }))
+  user_data = base64encode(local.user_data.worker)
+
+  # Flatcar's root device. Encrypted with the account's default EBS key, and
+  # sized for images and logs rather than left at the AMI's default.
+  block_device_mappings {
+    device_name = "/dev/xvda"
+
+    ebs {
+      volume_type           = "gp3"
+      volume_size           = var.worker_disk_size
+      encrypted             = true
+      delete_on_termination = true
+    }
+  }
 
   metadata_options {
     http_endpoint               = "enabled"
     http_tokens                 = "required"
     http_put_response_hop_limit = 1
+  }
+
+  lifecycle {
+    precondition {
+      condition     = local.release != null
+      error_message = local.unpinned_version_error
+    }
+    precondition {
+      condition     = local.user_data_size.worker <= local.user_data_limit
+      error_message = "worker user data is ${local.user_data_size.worker} bytes, over the module's limit of ${local.user_data_limit}."
+    }
   }
 
   tag_specifications {
@@ -53,6 +58,9 @@ resource "aws_autoscaling_group" "worker" {
   min_size            = var.worker_min
   max_size            = var.worker_max
   vpc_zone_identifier = aws_subnet.public[*].id
+
+  # Servers boot only once their keys and the right to decrypt them exist.
+  depends_on = [aws_s3_object.cert, aws_s3_object.encrypted_key, aws_iam_role_policy.role]
 
   health_check_type         = "EC2"
   health_check_grace_period = 300
