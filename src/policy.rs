@@ -223,7 +223,10 @@ pub fn key_policy(
             "OnlyPrimaryAdministratorsAnd{}ReadItsKeys",
             capitalize(role)
         );
-        let arn = format!("arn:{partition}:iam::{account}:role/{cluster}-{role}");
+        let arn = format!(
+            "arn:{partition}:iam::{account}:role/{}",
+            server_role_name(cluster, role)
+        );
         holders.push((sid, *holder, Some(arn)));
     }
     for (sid, holder, role_arn) in holders {
@@ -252,6 +255,21 @@ pub fn key_policy(
         "Id": format!("kaws-{cluster}"),
         "Statement": statements
     }))
+}
+
+/// The IAM role name the module gives a server role (`local.iam_names` in
+/// iam.tf): `<cluster>-<role>` when it fits IAM's 64 characters, else the
+/// cluster name cut to 42, 8 hex digits of its SHA-256, and the role.
+pub fn server_role_name(cluster: &ClusterName, role: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let c = cluster.as_str();
+    let plain = format!("{c}-{role}");
+    if plain.len() <= 64 {
+        return plain;
+    }
+    let hash = hex::encode(Sha256::digest(c.as_bytes()));
+    // Cluster names are ASCII, so byte and character counts agree.
+    format!("{}-{}-{role}", &c[..c.len().min(42)], &hash[..8])
 }
 
 fn capitalize(s: &str) -> String {
@@ -347,6 +365,31 @@ mod tests {
         assert_eq!(
             ca["Condition"]["ArnNotEquals"]["aws:PrincipalArn"],
             json!([ADMIN])
+        );
+    }
+
+    /// The names iam.tf computes, for a short and a 63-character cluster
+    /// (the hash checked with `printf %s NAME | sha256sum`).
+    #[test]
+    fn server_role_names_follow_the_module() {
+        assert_eq!(server_role_name(&prod(), "controller"), "prod-controller");
+        let long = ClusterName::parse(&format!("l{}ng-cluster", "o".repeat(52))).unwrap();
+        assert_eq!(long.as_str().len(), 63);
+        assert_eq!(
+            server_role_name(&long, "controller"),
+            format!("{}-da9065e6-controller", &long.as_str()[..42])
+        );
+        assert!(server_role_name(&long, "controller").len() <= 64);
+        let iam_tf = crate::terraform::MODULE_FILES
+            .iter()
+            .find(|(n, _)| *n == "iam.tf")
+            .unwrap()
+            .1;
+        assert!(
+            iam_tf.contains(
+                r#""${substr(var.cluster, 0, 42)}-${substr(sha256(var.cluster), 0, 8)}-${role}""#
+            ),
+            "iam.tf names long roles another way: update server_role_name"
         );
     }
 

@@ -709,7 +709,7 @@ fn state_bucket_needs_terraform_1_10() {
 fn long_cluster_names_plan_and_unpinned_versions_are_refused() {
     let w = World::new();
     let key = w.kms_key();
-    let long = format!("l{}", "o".repeat(51)) + "ng-cluster";
+    let long = format!("l{}", "o".repeat(52)) + "ng-cluster";
     assert_eq!(long.len(), 63);
     let out = w.cluster_init(&long, &key, &["--ami", "ami-12345678"]);
     assert!(out.status.success(), "{}", stderr(&out));
