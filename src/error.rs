@@ -88,7 +88,10 @@ impl Error {
         };
         Error {
             kind: ErrorKind::Io,
-            message: format!("{}: could not {action}: {err}", path.display()),
+            message: format!(
+                "{}: could not {action}: {err}",
+                crate::text::escape_path(path)
+            ),
             hint,
             source: None,
         }
@@ -127,7 +130,7 @@ impl Error {
 
     /// Prefix the message with the file it concerns, unless it already names it.
     pub fn in_file(mut self, path: &Path) -> Self {
-        let shown = path.display().to_string();
+        let shown = crate::text::escape_path(path);
         if !self.message.starts_with(&shown) {
             self.message = format!("{shown}: {}", self.message);
         }

@@ -98,19 +98,93 @@ fn staging_dir_beside(path: &Path) -> Result<tempfile::TempDir> {
         .map_err(|e| Error::io("create a staging directory in", parent, e))
 }
 
-/// Read a file of at most `max` bytes; a larger one is refused before it
-/// is read, as no file kaws reads is legitimately that large.
+/// Whether anything, a dangling symbolic link included, sits at `path`.
+/// `Path::exists` follows links, so a link to nowhere would look absent
+/// and a link to a file would look like that file.
+pub fn present(path: &Path) -> bool {
+    fs::symlink_metadata(path).is_ok()
+}
+
+/// The largest KMS ciphertext kaws reads: a sealed 4096-bit RSA key is
+/// about 3 KiB; nothing legitimate comes near this.
+pub const MAX_CIPHERTEXT_BYTES: u64 = 64 * 1024;
+
+/// Read a `*-key.pem.encrypted` file (KMS ciphertext).
+pub fn read_ciphertext(path: &Path) -> Result<Vec<u8>> {
+    read_limited(
+        path,
+        MAX_CIPHERTEXT_BYTES,
+        "a KMS ciphertext",
+        "kaws writes these files itself; restore it from git",
+    )
+}
+
+/// Read a regular file of at most `max` bytes, never through a symbolic
+/// link: a file anyone may commit could otherwise point at `/dev/zero`
+/// (a size of 0 that never ends), a FIFO (a read that never returns),
+/// `/dev/stdin` or a file outside the repository. The file is opened with
+/// `O_NOFOLLOW | O_NONBLOCK`, checked on the open descriptor to be a
+/// regular file, and read with a hard limit whatever its size claims.
 pub fn read_limited(path: &Path, max: u64, what: &str, hint: &str) -> Result<Vec<u8>> {
-    let meta = fs::metadata(path).map_err(|e| Error::io("read", path, e))?;
-    if meta.len() > max {
+    read_regular(path, max, false, what, hint)
+}
+
+/// [`read_limited`] for a file the user names or owns (a kubeconfig):
+/// a symbolic link is followed, but the target must still be a regular
+/// file within the limit.
+pub fn read_limited_following(path: &Path, max: u64, what: &str, hint: &str) -> Result<Vec<u8>> {
+    read_regular(path, max, true, what, hint)
+}
+
+fn read_regular(path: &Path, max: u64, follow: bool, what: &str, hint: &str) -> Result<Vec<u8>> {
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut flags = libc::O_NONBLOCK | libc::O_CLOEXEC;
+    if !follow {
+        flags |= libc::O_NOFOLLOW;
+    }
+    let file = fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(flags)
+        .open(path)
+        .map_err(|e| {
+            if !follow && e.raw_os_error() == Some(libc::ELOOP) {
+                Error::input(format!(
+                    "{}: is a symbolic link; kaws reads no file of a repository through a link",
+                    crate::text::escape_path(path)
+                ))
+                .with_hint(hint.to_string())
+            } else {
+                Error::io("read", path, e)
+            }
+        })?;
+    let meta = file.metadata().map_err(|e| Error::io("read", path, e))?;
+    if !meta.is_file() {
         return Err(Error::input(format!(
-            "{}: {} bytes is too large for {what} (at most {max})",
-            path.display(),
-            meta.len()
+            "{}: is not a regular file, so it cannot be {what}",
+            crate::text::escape_path(path)
         ))
         .with_hint(hint.to_string()));
     }
-    fs::read(path).map_err(|e| Error::io("read", path, e))
+    let too_large = |len: u64| {
+        Error::input(format!(
+            "{}: {len} bytes is too large for {what} (at most {max})",
+            crate::text::escape_path(path)
+        ))
+        .with_hint(hint.to_string())
+    };
+    if meta.len() > max {
+        return Err(too_large(meta.len()));
+    }
+    let mut out = Vec::with_capacity(meta.len() as usize);
+    (&file)
+        .take(max + 1)
+        .read_to_end(&mut out)
+        .map_err(|e| Error::io("read", path, e))?;
+    if out.len() as u64 > max {
+        return Err(too_large(out.len() as u64));
+    }
+    Ok(out)
 }
 
 /// A directory built aside and renamed into place as a whole.
@@ -289,6 +363,23 @@ mod tests {
         assert_eq!(fs::read(&p).unwrap(), b"one");
         // No temporary file is left behind.
         assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn reads_only_regular_files_never_through_links() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("f");
+        fs::write(&f, b"12345").unwrap();
+        assert_eq!(read_limited(&f, 5, "x", "").unwrap(), b"12345");
+        assert!(read_limited(&f, 4, "x", "").is_err());
+        let link = dir.path().join("l");
+        std::os::unix::fs::symlink(&f, &link).unwrap();
+        let err = read_limited(&link, 5, "x", "").unwrap_err();
+        assert!(err.message().contains("symbolic link"), "{}", err.message());
+        assert_eq!(read_limited_following(&link, 5, "x", "").unwrap(), b"12345");
+        // A device claims size 0 and never ends: refused unread.
+        assert!(read_limited_following(Path::new("/dev/zero"), 5, "x", "").is_err());
+        assert!(read_limited(dir.path(), 5, "x", "").is_err());
     }
 
     #[test]

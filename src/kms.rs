@@ -73,14 +73,37 @@ pub trait Sealer {
         plaintext: &Secret,
     ) -> Result<Vec<u8>>;
     /// Decrypt a blob made by `seal` with the same context.
-    async fn open(&self, ctx: &EncryptionContext, ciphertext: &[u8]) -> Result<Secret>;
+    async fn open(&self, ctx: &EncryptionContext, ciphertext: &[u8]) -> Result<Secret> {
+        Ok(self.open_keyed(ctx, ciphertext).await?.secret)
+    }
+    /// Decrypt, and say which KMS key (its ARN, as KMS reports it) sealed
+    /// the blob: a ciphertext names its own key, and a committer may have
+    /// sealed a file under a key of her own.
+    async fn open_keyed(&self, ctx: &EncryptionContext, ciphertext: &[u8]) -> Result<Opened>;
     /// Move a blob to `new_key_id` without the plaintext leaving KMS.
     async fn reseal(
         &self,
         new_key_id: &str,
         ctx: &EncryptionContext,
         ciphertext: &[u8],
-    ) -> Result<Vec<u8>>;
+    ) -> Result<Vec<u8>> {
+        Ok(self.reseal_keyed(new_key_id, ctx, ciphertext).await?.0)
+    }
+    /// [`Sealer::reseal`], also returning the ARN of the key that had
+    /// sealed the blob.
+    async fn reseal_keyed(
+        &self,
+        new_key_id: &str,
+        ctx: &EncryptionContext,
+        ciphertext: &[u8],
+    ) -> Result<(Vec<u8>, String)>;
+}
+
+/// A decrypted secret and the ARN of the KMS key that had sealed it.
+#[derive(Debug)]
+pub struct Opened {
+    pub secret: Secret,
+    pub key_id: String,
 }
 
 /// Where and as whom to reach AWS.
@@ -285,6 +308,30 @@ impl AwsKms {
     }
 }
 
+impl AwsKms {
+    /// The ARN of the key `key_id` (an id, an alias or an ARN) names, to
+    /// compare a key given in settings with the key KMS says sealed a file.
+    ///
+    /// Asked with an Encrypt of a fixed, non-secret probe under the
+    /// cluster's encryption context, not with DescribeKey: a key policy that
+    /// allows a primary administrator only requests carrying the cluster's
+    /// context (docs/concepts/security.md) allows this one too.
+    pub async fn key_arn(&self, key_id: &str, cluster: &ClusterName) -> Result<String> {
+        let ctx = EncryptionContext::new(cluster, "kaws-key-check");
+        let out = self
+            .client
+            .encrypt()
+            .key_id(key_id)
+            .plaintext(Blob::new(b"kaws key check".to_vec()))
+            .set_encryption_context(Some(ctx.to_map()))
+            .send()
+            .await
+            .map_err(|e| self.explain("use", key_id, &ctx, e))?;
+        out.key_id
+            .ok_or_else(|| Error::aws(format!("KMS: no key ARN returned for key {key_id}")))
+    }
+}
+
 impl Sealer for AwsKms {
     async fn seal(
         &self,
@@ -306,7 +353,7 @@ impl Sealer for AwsKms {
             .ok_or_else(|| Error::aws(format!("KMS returned no ciphertext for {}", ctx.file())))
     }
 
-    async fn open(&self, ctx: &EncryptionContext, ciphertext: &[u8]) -> Result<Secret> {
+    async fn open_keyed(&self, ctx: &EncryptionContext, ciphertext: &[u8]) -> Result<Opened> {
         tracing::debug!(file = ctx.file(), context = %ctx.cli_form(), "KMS Decrypt");
         let out = self
             .client
@@ -316,17 +363,21 @@ impl Sealer for AwsKms {
             .send()
             .await
             .map_err(|e| self.explain("decrypt", "(named by the ciphertext)", ctx, e))?;
+        let key_id = out.key_id.unwrap_or_default();
         out.plaintext
-            .map(|b| Secret::new(b.into_inner()))
+            .map(|b| Opened {
+                secret: Secret::new(b.into_inner()),
+                key_id,
+            })
             .ok_or_else(|| Error::aws(format!("KMS returned no plaintext for {}", ctx.file())))
     }
 
-    async fn reseal(
+    async fn reseal_keyed(
         &self,
         new_key_id: &str,
         ctx: &EncryptionContext,
         ciphertext: &[u8],
-    ) -> Result<Vec<u8>> {
+    ) -> Result<(Vec<u8>, String)> {
         let map = ctx.to_map();
         let out = self
             .client
@@ -338,8 +389,9 @@ impl Sealer for AwsKms {
             .send()
             .await
             .map_err(|e| self.explain("re-encrypt", new_key_id, ctx, e))?;
+        let source = out.source_key_id.unwrap_or_default();
         out.ciphertext_blob
-            .map(Blob::into_inner)
+            .map(|b| (b.into_inner(), source))
             .ok_or_else(|| Error::aws(format!("KMS returned no ciphertext for {}", ctx.file())))
     }
 }

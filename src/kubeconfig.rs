@@ -69,20 +69,59 @@ fn b64(data: &[u8]) -> String {
 }
 
 fn read_existing(path: &Path) -> Result<Option<Zeroizing<Vec<u8>>>> {
-    let meta = match std::fs::metadata(path) {
-        Ok(m) => m,
+    match std::fs::metadata(path) {
+        Ok(_) => {}
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(Error::io("read", path, e)),
-    };
-    if meta.len() > MAX_KUBECONFIG_BYTES {
-        return Err(
-            Error::input(format!("{}: too large to be a kubeconfig", path.display()))
-                .with_hint("pass --kubeconfig with another path"),
-        );
     }
-    Ok(Some(Zeroizing::new(
-        std::fs::read(path).map_err(|e| Error::io("read", path, e))?,
-    )))
+    // The user's own file: a link to it is followed, but it must be a
+    // regular file within the limit, whatever its size claims.
+    fsutil::read_limited_following(
+        path,
+        MAX_KUBECONFIG_BYTES,
+        "a kubeconfig",
+        "pass --kubeconfig with another path",
+    )
+    .map(|b| Some(Zeroizing::new(b)))
+}
+
+/// No kubeconfig nests flow collections this deep; the YAML parser takes
+/// time quadratic in the depth before reaching its own recursion limit
+/// (200,000 levels: over a minute), so deeper files are refused unparsed.
+const MAX_FLOW_NESTING: usize = 100;
+
+/// Whether `[` / `{` nest deeper than `max` outside quotes and comments.
+/// A rough scan: quotes and comments it misreads can only hide nesting,
+/// never invent it, in any file the parser would accept.
+fn nests_deeper_than(text: &[u8], max: usize) -> bool {
+    let mut depth = 0usize;
+    let mut quote: Option<u8> = None;
+    let mut comment = false;
+    for &b in text {
+        if comment {
+            comment = b != b'\n';
+            continue;
+        }
+        if let Some(q) = quote {
+            if b == q {
+                quote = None;
+            }
+            continue;
+        }
+        match b {
+            b'"' | b'\'' => quote = Some(b),
+            b'#' => comment = true,
+            b'[' | b'{' => {
+                depth += 1;
+                if depth > max {
+                    return true;
+                }
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    false
 }
 
 fn parse_existing(text: &[u8], path: &Path) -> Result<Option<Mapping>> {
@@ -93,6 +132,11 @@ fn parse_existing(text: &[u8], path: &Path) -> Result<Option<Mapping>> {
         Error::input(format!("{}: cannot be read as a kubeconfig ({why}); it was left untouched", path.display()))
             .with_hint("fix the file (`kubectl config view` shows the problem), or pass --kubeconfig with another path")
     };
+    if nests_deeper_than(text, MAX_FLOW_NESTING) {
+        return Err(refuse(format!(
+            "collections nested more than {MAX_FLOW_NESTING} levels deep"
+        )));
+    }
     let value: Value = serde_yaml_ng::from_slice(text).map_err(|e| refuse(e.to_string()))?;
     match value {
         Value::Mapping(m) => Ok(Some(m)),
@@ -116,18 +160,93 @@ fn named_list<'m>(root: &'m mut Mapping, key: &str, path: &Path) -> Result<&'m m
     }
 }
 
-/// Put `item` in place of the entry named `name`, or append it.
-fn upsert(list: &mut Vec<Value>, name: &str, item: Value) {
+/// Refuse a list in which two entries share a name: kubectl refuses such a
+/// file, and kaws could not tell which entry to update.
+fn refuse_duplicates(list: &[Value], key: &str, path: &Path) -> Result<()> {
+    let mut seen = std::collections::BTreeSet::new();
+    for name in list
+        .iter()
+        .filter_map(|v| v.get("name").and_then(Value::as_str))
+    {
+        if !seen.insert(name) {
+            return Err(Error::input(format!(
+                "{}: two entries of `{key}` are named \"{}\"; kubectl refuses such a file too, and it was left untouched",
+                path.display(),
+                crate::text::escape(name)
+            ))
+            .with_hint("remove or rename one of them (`kubectl config view` names the problem), or pass --kubeconfig with another path"));
+        }
+    }
+    Ok(())
+}
+
+/// Merge `fields` into the entry named `name` under its `inner` mapping,
+/// keeping every other field (a context's namespace, a cluster's proxy),
+/// as `kubectl config set-context` does; append a new entry if there is
+/// none. `drop` lists fields that would contradict the new ones. Returns
+/// a note for each value that changed.
+fn update(
+    list: &mut Vec<Value>,
+    kind: &str,
+    name: &str,
+    inner: &str,
+    fields: Vec<(&str, Value)>,
+    drop: &[&str],
+    secret: bool,
+) -> Vec<String> {
     let found = list
         .iter_mut()
         .find(|v| v.get("name").and_then(Value::as_str) == Some(name));
-    match found {
-        Some(slot) => {
-            wipe(slot);
-            *slot = item;
+    let Some(slot) = found else {
+        let mut m = Mapping::new();
+        for (k, v) in fields {
+            m.insert(Value::from(k), v);
         }
-        None => list.push(item),
+        list.push(map(vec![("name", name.into()), (inner, Value::Mapping(m))]));
+        return vec![];
+    };
+    let mut notes = Vec::new();
+    let shown = crate::text::escape(name).into_owned();
+    if !matches!(slot.get(inner), Some(Value::Mapping(_))) {
+        if let Some(m) = slot.as_mapping_mut() {
+            if let Some(mut old) = m.insert(Value::from(inner), Value::Mapping(Mapping::new())) {
+                wipe(&mut old);
+            }
+        }
     }
+    let Some(Value::Mapping(m)) = slot.get_mut(inner) else {
+        return notes;
+    };
+    for f in drop {
+        if let Some(mut old) = m.remove(*f) {
+            notes.push(format!("{kind} {shown}: removed {f}"));
+            wipe(&mut old);
+        }
+    }
+    for (k, v) in fields {
+        let key = Value::from(k);
+        match m.get(&key) {
+            Some(old) if *old == v => {}
+            Some(old) => {
+                if secret || k.ends_with("-data") {
+                    notes.push(format!("{kind} {shown}: replaced {k}"));
+                } else {
+                    notes.push(format!(
+                        "{kind} {shown}: {k} was \"{}\", now \"{}\"",
+                        crate::text::escape(old.as_str().unwrap_or("?")),
+                        crate::text::escape(v.as_str().unwrap_or("?"))
+                    ));
+                }
+                if let Some(mut old) = m.insert(key, v) {
+                    wipe(&mut old);
+                }
+            }
+            None => {
+                m.insert(key, v);
+            }
+        }
+    }
+    notes
 }
 
 /// Zeroize every string of a value (it may hold a key) before dropping it.
@@ -150,9 +269,10 @@ fn map(pairs: Vec<(&str, Value)>) -> Value {
 }
 
 /// Merge `entry` into the kubeconfig at `path`, written atomically, 0600.
-pub fn merge(path: &Path, entry: &Entry<'_>) -> Result<()> {
+/// Returns a note for every existing value that changed.
+pub fn merge(path: &Path, entry: &Entry<'_>) -> Result<Vec<String>> {
     let existing = read_existing(path)?;
-    let text = merged(existing.as_deref().map(|v| v.as_slice()), entry, path)?;
+    let (text, notes) = merged_with_notes(existing.as_deref().map(|v| v.as_slice()), entry, path)?;
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         if !dir.exists() {
             std::fs::create_dir_all(dir).map_err(|e| Error::io("create", dir, e))?;
@@ -163,7 +283,8 @@ pub fn merge(path: &Path, entry: &Entry<'_>) -> Result<()> {
             }
         }
     }
-    fsutil::replace(path, text.as_bytes(), Mode::Private)
+    fsutil::replace(path, text.as_bytes(), Mode::Private)?;
+    Ok(notes)
 }
 
 /// The merged kubeconfig text: `existing` (the file's bytes, if any) with
@@ -173,6 +294,16 @@ pub fn merged(
     entry: &Entry<'_>,
     path: &Path,
 ) -> Result<Zeroizing<String>> {
+    merged_with_notes(existing, entry, path).map(|(text, _)| text)
+}
+
+/// [`merged`], with a note for every existing value that changed, so the
+/// user sees what a merge replaced.
+pub fn merged_with_notes(
+    existing: Option<&[u8]>,
+    entry: &Entry<'_>,
+    path: &Path,
+) -> Result<(Zeroizing<String>, Vec<String>)> {
     let existing = match existing {
         Some(t) => parse_existing(t, path)?,
         None => None,
@@ -182,52 +313,58 @@ pub fn merged(
     for (k, v) in [("apiVersion", "v1"), ("kind", "Config")] {
         root.entry(Value::from(k)).or_insert_with(|| Value::from(v));
     }
-    upsert(
+    for key in ["clusters", "users", "contexts"] {
+        refuse_duplicates(named_list(&mut root, key, path)?, key, path)?;
+    }
+    let mut notes = update(
         named_list(&mut root, "clusters", path)?,
+        "cluster",
         entry.cluster,
-        map(vec![
-            ("name", entry.cluster.into()),
-            (
-                "cluster",
-                map(vec![
-                    ("server", entry.server.into()),
-                    ("certificate-authority-data", b64(entry.ca_pem).into()),
-                ]),
-            ),
-        ]),
+        "cluster",
+        vec![
+            ("server", entry.server.into()),
+            ("certificate-authority-data", b64(entry.ca_pem).into()),
+        ],
+        &["certificate-authority", "insecure-skip-tls-verify"],
+        false,
     );
     let mut key_b64 = Zeroizing::new(b64(entry.key_pem));
-    upsert(
+    notes.extend(update(
         named_list(&mut root, "users", path)?,
+        "user",
         entry.user,
-        map(vec![
-            ("name", entry.user.into()),
+        "user",
+        vec![
+            ("client-certificate-data", b64(entry.cert_pem).into()),
             (
-                "user",
-                map(vec![
-                    ("client-certificate-data", b64(entry.cert_pem).into()),
-                    (
-                        "client-key-data",
-                        Value::String(std::mem::take(&mut *key_b64)),
-                    ),
-                ]),
+                "client-key-data",
+                Value::String(std::mem::take(&mut *key_b64)),
             ),
-        ]),
-    );
-    upsert(
+        ],
+        &[
+            "client-certificate",
+            "client-key",
+            "token",
+            "tokenFile",
+            "username",
+            "password",
+            "exec",
+            "auth-provider",
+        ],
+        true,
+    ));
+    notes.extend(update(
         named_list(&mut root, "contexts", path)?,
+        "context",
         entry.cluster,
-        map(vec![
-            ("name", entry.cluster.into()),
-            (
-                "context",
-                map(vec![
-                    ("cluster", entry.cluster.into()),
-                    ("user", entry.user.into()),
-                ]),
-            ),
-        ]),
-    );
+        "context",
+        vec![
+            ("cluster", entry.cluster.into()),
+            ("user", entry.user.into()),
+        ],
+        &[],
+        false,
+    ));
     let current = Value::from("current-context");
     // Only a file with no current context gets ours: switching someone's
     // context behind their back is not a merge.
@@ -239,7 +376,9 @@ pub fn merged(
     let mut root = Value::Mapping(root);
     let text = serde_yaml_ng::to_string(&root).map(Zeroizing::new);
     wipe(&mut root);
-    text.map_err(|e| Error::input(format!("{}: could not write YAML: {e}", path.display())))
+    let text =
+        text.map_err(|e| Error::input(format!("{}: could not write YAML: {e}", path.display())))?;
+    Ok((text, notes))
 }
 
 #[cfg(test)]

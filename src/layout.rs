@@ -81,6 +81,12 @@ pub const RESERVED_ADMIN_NAMES: &[&str] = &[
     "main",
 ];
 
+/// Prefixes no administrator name may start with: every CN of the
+/// certificate table is `kube-<cluster>-...`, `system:...` or `kaws:...`
+/// (the last two cannot be names anyway, as `:` is not allowed), and
+/// Kubernetes reserves `system:` for itself.
+pub const RESERVED_ADMIN_PREFIXES: &[&str] = &["kube-", "system", "kaws"];
+
 /// A validated administrator name.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct AdminName(String);
@@ -93,6 +99,16 @@ impl AdminName {
         if RESERVED_ADMIN_NAMES.contains(&s) {
             return Err(Error::input(format!(
                 "the administrator name {s:?} is reserved for the cluster's own certificates"
+            ))
+            .with_hint("choose another name, for example the person's user name"));
+        }
+        // An administrator's name is the certificate's CN, that is the
+        // Kubernetes user name: it must never be a component's identity
+        // (`kube-<cluster>-apiserver` is bound to system:kubelet-api-admin)
+        // nor one of Kubernetes' or kaws' own.
+        if let Some(prefix) = RESERVED_ADMIN_PREFIXES.iter().find(|p| s.starts_with(*p)) {
+            return Err(Error::input(format!(
+                "the administrator name {s:?} is reserved: names starting with {prefix:?} are the identities of the cluster's components"
             ))
             .with_hint("choose another name, for example the person's user name"));
         }
@@ -156,11 +172,40 @@ impl Repo {
         self.root.join("terraform")
     }
 
-    /// The advisory lock of one cluster's writers. It sits beside the
+    /// The advisory lock of one cluster's writers. It lives outside the
     /// cluster directory, so it exists before the cluster does and survives
-    /// the directory being swapped.
+    /// the directory being swapped, and outside anything a commit can
+    /// reach: in the git directory (`.git/kaws-<cluster>.lock`, as git keeps
+    /// `index.lock`) when there is one. Only a repository that is not a git
+    /// working tree keeps it at `clusters/.<cluster>.lock`; the lock is
+    /// never opened through a link either way (see [`crate::lock`]).
     pub fn lock_file(&self, cluster: &ClusterName) -> PathBuf {
-        self.clusters_dir().join(format!(".{cluster}.lock"))
+        match self.git_dir() {
+            Some(git) => git.join(format!("kaws-{cluster}.lock")),
+            None => self.clusters_dir().join(format!(".{cluster}.lock")),
+        }
+    }
+
+    /// The git directory of the working tree at the root: `.git` itself,
+    /// or the directory a `.git` file (a linked worktree, a submodule)
+    /// names. Never a symbolic link.
+    fn git_dir(&self) -> Option<PathBuf> {
+        let dot_git = self.root.join(".git");
+        let meta = std::fs::symlink_metadata(&dot_git).ok()?;
+        if meta.is_dir() {
+            return Some(dot_git);
+        }
+        if !meta.is_file() {
+            return None;
+        }
+        let text = crate::fsutil::read_limited(&dot_git, 4096, "a .git file", "").ok()?;
+        let text = String::from_utf8(text).ok()?;
+        let target = text.strip_prefix("gitdir:")?.trim();
+        let dir = self.root.join(target);
+        std::fs::symlink_metadata(&dir)
+            .ok()
+            .filter(|m| m.is_dir())
+            .map(|_| dir)
     }
 
     pub fn cluster(&self, name: &ClusterName) -> ClusterDir {
@@ -222,6 +267,14 @@ impl ClusterDir {
 
     /// Fail with a clear message when the cluster has not been created.
     pub fn require(&self) -> Result<()> {
+        // Never a link: every file of the cluster would come from elsewhere.
+        if std::fs::symlink_metadata(&self.dir).is_ok_and(|m| m.file_type().is_symlink()) {
+            return Err(Error::input(format!(
+                "{}: is a symbolic link; a cluster directory must be a directory of this repository",
+                self.dir.display()
+            ))
+            .with_hint("replace the link with the cluster's own directory (restore it from git)"));
+        }
         if self.exists() {
             Ok(())
         } else {
@@ -334,6 +387,19 @@ mod tests {
             assert!(ClusterName::parse(bad).is_err(), "{bad}");
         }
         assert!(AdminName::parse("ca").is_err());
+        // Every identity of the certificate table is refused as a name.
+        for spec in crate::pki::CLUSTER_CERTS {
+            let cn = spec.common_name.replace("{cluster}", "prod");
+            assert!(AdminName::parse(&cn).is_err(), "{cn}");
+        }
+        for bad in [
+            "kube-prod-apiserver",
+            "kube-x-node",
+            "system",
+            "kaws-bootstrap",
+        ] {
+            assert!(AdminName::parse(bad).is_err(), "{bad}");
+        }
         assert!(AdminName::parse("alice").is_ok());
     }
 

@@ -19,6 +19,7 @@ pub mod policy;
 pub mod secret;
 pub mod settings;
 pub mod terraform;
+pub mod text;
 pub mod x509;
 
 pub use error::{Error, ErrorKind, Result};

@@ -1,6 +1,7 @@
 //! The repository's advisory write lock.
 //!
-//! Commands that write a cluster take `<repo>/.kaws.lock` exclusively, so two
+//! Commands that write a cluster take its lock file exclusively (its place
+//! is [`crate::layout::Repo::lock_file`]), so two
 //! kaws processes never interleave their writes. A second command waits a
 //! short while, then says who holds the lock (the holder writes its pid and
 //! command into the file). The OS releases the lock when the process dies,
@@ -20,14 +21,50 @@ pub struct RepoLock {
 /// How long a second writer waits before giving up.
 pub const WAIT: Duration = Duration::from_secs(5);
 
-pub fn acquire(path: &Path, what: &str) -> Result<RepoLock> {
-    let mut file = OpenOptions::new()
+/// Open the lock file as kaws' own: never through a symbolic link (a
+/// committed `clusters/.prod.lock -> ~/.bashrc` would have kaws truncate
+/// the target), and only a regular file with one link, owned by this user.
+fn open_own(path: &Path) -> Result<File> {
+    use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+    let refuse = |why: &str| {
+        Error::conflict(format!(
+            "{}: {why}; kaws writes its lock file only as a file of its own",
+            crate::text::escape_path(path)
+        ))
+        .with_hint("nothing was written; remove it (`rm` removes a link, not its target) and run the command again")
+    };
+    let file = OpenOptions::new()
         .read(true)
         .write(true)
         .create(true)
         .truncate(false)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC)
         .open(path)
-        .map_err(|e| Error::io("open the lock file", path, e))?;
+        .map_err(|e| {
+            if e.raw_os_error() == Some(libc::ELOOP) {
+                refuse("is a symbolic link")
+            } else {
+                Error::io("open the lock file", path, e)
+            }
+        })?;
+    let meta = file
+        .metadata()
+        .map_err(|e| Error::io("inspect the lock file", path, e))?;
+    if !meta.is_file() {
+        return Err(refuse("is not a regular file"));
+    }
+    if meta.nlink() != 1 {
+        return Err(refuse("has other hard links"));
+    }
+    if meta.uid() != rustix::process::geteuid().as_raw() {
+        return Err(refuse("belongs to another user"));
+    }
+    Ok(file)
+}
+
+pub fn acquire(path: &Path, what: &str) -> Result<RepoLock> {
+    let mut file = open_own(path)?;
     let start = Instant::now();
     loop {
         match file.try_lock() {
@@ -75,5 +112,23 @@ mod tests {
             "{}",
             err.message()
         );
+    }
+
+    #[test]
+    fn links_are_never_written_through() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("bashrc");
+        std::fs::write(&target, b"keep me").unwrap();
+        let sym = dir.path().join("sym.lock");
+        std::os::unix::fs::symlink(&target, &sym).unwrap();
+        assert!(acquire(&sym, "x").is_err());
+        let dangling = dir.path().join("dangling.lock");
+        std::os::unix::fs::symlink(dir.path().join("nowhere"), &dangling).unwrap();
+        assert!(acquire(&dangling, "x").is_err());
+        assert!(!dir.path().join("nowhere").exists());
+        let hard = dir.path().join("hard.lock");
+        std::fs::hard_link(&target, &hard).unwrap();
+        assert!(acquire(&hard, "x").is_err());
+        assert_eq!(std::fs::read(&target).unwrap(), b"keep me");
     }
 }

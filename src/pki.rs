@@ -512,9 +512,11 @@ pub struct Ca<'a> {
 
 impl<'a> Ca<'a> {
     pub fn new(cert_pem: &'a str, key: &'a PrivateKey) -> Result<Self> {
-        let der = pem::parse(cert_pem)
-            .map_err(|_| Error::input("ca.pem: not a PEM certificate"))?
-            .into_contents();
+        let der = crate::x509::decode_pem(
+            cert_pem.as_bytes(),
+            "CERTIFICATE",
+            std::path::Path::new("ca.pem"),
+        )?;
         let (_, cert) = x509_parser::parse_x509_certificate(&der)
             .map_err(|e| Error::input(format!("ca.pem: not a valid certificate: {e}")))?;
         let not_after = cert.validity().not_after.to_datetime();

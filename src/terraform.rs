@@ -184,42 +184,237 @@ pub fn program() -> Result<std::path::PathBuf> {
     .with_hint("install Terraform 1.5 or later, 1.10 or later for --state-bucket (HashiCorp's releases or your system's packages), or set KAWS_TERRAFORM to its path"))
 }
 
-/// What `terraform init` depends on: the entry point and, for the module
-/// kaws ships, the module's own files. When this digest is unchanged since
-/// the last successful init, init is skipped.
-pub fn init_digest(cluster_dir: &std::path::Path, repo_root: &std::path::Path) -> Result<String> {
-    use sha2::{Digest, Sha256};
-    let mut h = Sha256::new();
-    let entry = cluster_dir.join("main.tf");
-    let main = std::fs::read(&entry).map_err(|e| Error::io("read", &entry, e))?;
-    h.update(&main);
-    let module = repo_root.join(MODULE_DIR);
-    let mut files = Vec::new();
-    collect_tf(&module, &mut files);
-    files.sort();
-    for f in files {
-        h.update(f.to_string_lossy().as_bytes());
-        if let Ok(bytes) = std::fs::read(&f) {
-            // Only what init cares about: module calls and provider
-            // requirements live in .tf files, so hash those.
-            h.update(&bytes);
-        }
-    }
-    Ok(hex::encode(h.finalize()))
+/// The module files of a repository, read without following any link.
+pub struct ModuleOnDisk {
+    /// Regular files, by path relative to the module directory.
+    pub files: std::collections::BTreeMap<String, Vec<u8>>,
+    /// Entries kaws did not read: links, devices, FIFOs, deep directories.
+    pub odd: Vec<String>,
 }
 
-fn collect_tf(dir: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return;
+/// No module file is anywhere near this size.
+const MAX_MODULE_FILE_BYTES: u64 = 1024 * 1024;
+
+/// Read `terraform/modules/kaws`. Symbolic links are never followed (two
+/// links to `.` would otherwise make 2^40 paths), and only regular files
+/// within a size limit are read.
+pub fn read_module(repo_root: &std::path::Path) -> Result<ModuleOnDisk> {
+    let root = repo_root.join(MODULE_DIR);
+    let mut out = ModuleOnDisk {
+        files: Default::default(),
+        odd: vec![],
     };
-    for e in entries.flatten() {
-        let p = e.path();
-        if p.is_dir() {
-            collect_tf(&p, out);
-        } else if p.extension().is_some_and(|x| x == "tf") {
-            out.push(p);
+    let mut stack = vec![(root.clone(), 0usize)];
+    while let Some((dir, depth)) = stack.pop() {
+        let entries = match std::fs::read_dir(&dir) {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && dir == root => {
+                return Ok(out);
+            }
+            Err(e) => return Err(Error::io("list", &dir, e)),
+        };
+        for entry in entries {
+            let entry = entry.map_err(|e| Error::io("list", &dir, e))?;
+            let path = entry.path();
+            let rel = path
+                .strip_prefix(&root)
+                .unwrap_or(&path)
+                .to_string_lossy()
+                .into_owned();
+            let ft = entry
+                .file_type()
+                .map_err(|e| Error::io("inspect", &path, e))?;
+            if ft.is_symlink() {
+                out.odd.push(format!("{rel}: a symbolic link"));
+            } else if ft.is_dir() {
+                if depth >= 4 {
+                    out.odd.push(format!("{rel}: a directory nested too deep"));
+                } else {
+                    stack.push((path, depth + 1));
+                }
+            } else if ft.is_file() {
+                let bytes = crate::fsutil::read_limited(
+                    &path,
+                    MAX_MODULE_FILE_BYTES,
+                    "a module file",
+                    "restore the module from git",
+                )?;
+                out.files.insert(rel, bytes);
+            } else {
+                out.odd.push(format!("{rel}: not a regular file"));
+            }
         }
     }
+    Ok(out)
+}
+
+/// How the repository's module differs from the one embedded in this
+/// kaws binary: one line per file.
+pub fn module_differences(module: &ModuleOnDisk) -> Vec<String> {
+    let mut out = module.odd.clone();
+    for (name, content) in MODULE_FILES {
+        match module.files.get(*name) {
+            None => out.push(format!("{name}: missing")),
+            Some(b) if b.as_slice() != content.as_bytes() => {
+                out.push(format!("{name}: changed"));
+            }
+            Some(_) => {}
+        }
+    }
+    for name in module.files.keys() {
+        if !MODULE_FILES.iter().any(|(n, _)| n == name) {
+            out.push(format!("{name}: not part of kaws' module"));
+        }
+    }
+    out.sort();
+    out
+}
+
+/// What `terraform init` depends on: the entry point and the module's
+/// `.tf` files (module calls and provider requirements live there). When
+/// this digest is unchanged since the last successful init, init is skipped.
+pub fn init_digest(main_tf: &[u8], module: &ModuleOnDisk) -> String {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    h.update(main_tf);
+    for (name, bytes) in &module.files {
+        if name.ends_with(".tf") {
+            h.update(name.as_bytes());
+            h.update([0]);
+            h.update(bytes);
+        }
+    }
+    hex::encode(h.finalize())
+}
+
+/// Whether Terraform would read `name`, in a root module directory, as
+/// configuration or variables.
+fn terraform_reads(name: &str) -> bool {
+    [".tf", ".tf.json", ".tfvars", ".tfvars.json", ".tftest.hcl"]
+        .iter()
+        .any(|s| name.ends_with(s))
+}
+
+/// Whether `name` is a file kaws writes (or Terraform keeps) in a cluster
+/// directory.
+fn expected_in_cluster(name: &str) -> bool {
+    use crate::layout;
+    if [
+        layout::SETTINGS_FILE,
+        "main.tf",
+        "terraform.tfstate",
+        "terraform.tfstate.backup",
+        ".terraform.lock.hcl",
+        ".terraform.tfstate.lock.info",
+    ]
+    .contains(&name)
+    {
+        return true;
+    }
+    if name.starts_with(crate::fsutil::TEMP_PREFIX) {
+        return !terraform_reads(name);
+    }
+    for spec in crate::pki::CLUSTER_CERTS {
+        let public = if spec.has_certificate {
+            layout::cert_name(spec.stem)
+        } else {
+            format!("{}.pub", spec.stem)
+        };
+        if name == public || name == layout::encrypted_key_name(spec.stem) {
+            return true;
+        }
+    }
+    let stem = name
+        .strip_suffix(".csr")
+        .or_else(|| name.strip_suffix("-key.pem.encrypted"))
+        .or_else(|| name.strip_suffix(".pem"));
+    stem.is_some_and(|s| layout::AdminName::parse(s).is_ok())
+}
+
+/// Refuse a cluster directory holding anything kaws did not put there.
+/// Terraform reads every `*.tf`, `*_override.tf` and `*.auto.tfvars*` of
+/// the directory and plugins from `terraform.d/`, and `plan` alone runs
+/// provider configuration and data sources with the user's AWS
+/// credentials: one extra committed file is code run on the next plan.
+/// A `.terraform` that is a link would send Terraform's data elsewhere.
+pub fn check_cluster_files(dir: &std::path::Path) -> Result<()> {
+    let mut unexpected = Vec::new();
+    let entries = std::fs::read_dir(dir).map_err(|e| Error::io("list", dir, e))?;
+    for entry in entries {
+        let entry = entry.map_err(|e| Error::io("list", dir, e))?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let ft = entry
+            .file_type()
+            .map_err(|e| Error::io("inspect", &entry.path(), e))?;
+        let ok = if ft.is_symlink() {
+            false
+        } else if name == ".terraform" {
+            ft.is_dir()
+        } else {
+            ft.is_file() && expected_in_cluster(&name)
+        };
+        if !ok {
+            let what = if ft.is_symlink() {
+                " (a symbolic link)"
+            } else if ft.is_dir() {
+                " (a directory)"
+            } else if !ft.is_file() {
+                " (not a regular file)"
+            } else {
+                ""
+            };
+            unexpected.push(format!("{}{what}", crate::text::escape(&name)));
+        }
+    }
+    if unexpected.is_empty() {
+        return Ok(());
+    }
+    unexpected.sort();
+    Err(Error::input(format!(
+        "{}: holds files kaws does not write, which Terraform could read as configuration: {}",
+        dir.display(),
+        unexpected.join(", ")
+    ))
+    .with_hint("nothing was run; remove them (`git rm`) and find out who committed them: Terraform runs a directory's configuration with your AWS credentials, even for plan"))
+}
+
+/// Refuse Terraform working data that comes from a commit: a committed
+/// `.terraform/` (a provider binary) with a matching `.terraform.lock.hcl`
+/// is run by `terraform init` and `plan` as "previously installed", and git
+/// overwrites the local, ignored copies with it on checkout. Asks git which
+/// of these paths it tracks; outside a git working tree, or without git,
+/// there is nothing to ask.
+pub fn check_untracked_working_data(
+    repo_root: &std::path::Path,
+    cluster_dir: &std::path::Path,
+) -> Result<()> {
+    let rel = cluster_dir.strip_prefix(repo_root).unwrap_or(cluster_dir);
+    let paths = [rel.join(".terraform"), rel.join(".terraform.lock.hcl")];
+    let out = std::process::Command::new("git")
+        .arg("-C")
+        .arg(repo_root)
+        .args(["ls-files", "-z", "--"])
+        .args(&paths)
+        .stdin(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .output();
+    let Ok(out) = out else { return Ok(()) };
+    if !out.status.success() || out.stdout.is_empty() {
+        return Ok(());
+    }
+    let tracked: Vec<String> = out
+        .stdout
+        .split(|b| *b == 0)
+        .filter(|p| !p.is_empty())
+        .take(5)
+        .map(|p| crate::text::escape(&String::from_utf8_lossy(p)).into_owned())
+        .collect();
+    Err(Error::input(format!(
+        "{}: Terraform's working data is committed to git ({}); Terraform would run the providers it holds",
+        cluster_dir.display(),
+        tracked.join(", ")
+    ))
+    .with_hint("nothing was run; remove them from git (`git rm -r --cached`), delete the local copies, and find out who committed them"))
 }
 
 /// The stamp recording the digest of the last successful init.

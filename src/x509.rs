@@ -22,6 +22,11 @@ use crate::pki::fingerprint;
 /// No legitimate CSR or certificate is anywhere near this size.
 pub const MAX_PEM_BYTES: u64 = 64 * 1024;
 
+/// A CSR holds a key, a CN and a few groups: a few KiB at most. A larger
+/// one is refused before anything is shown to the signer, so that sheer
+/// volume cannot bury a group in the prompt.
+pub const MAX_CSR_BYTES: u64 = 16 * 1024;
+
 /// Read a small PEM file, refusing oversized ones before reading them.
 pub fn read_pem_file(path: &Path) -> Result<Vec<u8>> {
     crate::fsutil::read_limited(
@@ -32,16 +37,49 @@ pub fn read_pem_file(path: &Path) -> Result<Vec<u8>> {
     )
 }
 
-/// Decode the single PEM block of `tag` in `bytes`.
+/// Read an administrator's CSR, at most [`MAX_CSR_BYTES`].
+pub fn read_csr_file(path: &Path) -> Result<Vec<u8>> {
+    crate::fsutil::read_limited(
+        path,
+        MAX_CSR_BYTES,
+        "a certificate signing request",
+        "a CSR from `kaws admin create` is a few KiB; ask the administrator to make a new one",
+    )
+}
+
+/// Decode the one PEM block of `tag` in `bytes`. A file kaws reads holds
+/// exactly one block and nothing else: tools differ on which block of a
+/// longer file they use (kaws and openssl the first, Terraform, the
+/// servers and kubectl all of them), so a second certificate appended to
+/// `ca.pem` would be trusted by the cluster without kaws ever seeing it.
 pub fn decode_pem(bytes: &[u8], tag: &str, path: &Path) -> Result<Vec<u8>> {
-    let bad = |why: String| Error::input(format!("{}: {why}", path.display()));
+    let shown = crate::text::escape_path(path);
+    let bad = |why: String| {
+        Error::input(format!("{shown}: {why}"))
+            .with_hint("a file kaws wrote holds one PEM block; restore it from git")
+    };
     let text = std::str::from_utf8(bytes).map_err(|_| bad("not a PEM text file".into()))?;
+    let begins = text.matches("-----BEGIN").count();
+    if begins > 1 {
+        return Err(bad(format!(
+            "holds {begins} PEM blocks; kaws accepts exactly one (a {tag})"
+        )));
+    }
     let block = pem::parse(text).map_err(|e| bad(format!("not valid PEM ({e})")))?;
     if block.tag() != tag {
         return Err(bad(format!(
             "holds a {:?} PEM block, expected {tag:?}",
-            block.tag()
+            crate::text::escape(block.tag())
         )));
+    }
+    let end = format!("-----END {tag}-----");
+    let start = text.find("-----BEGIN").unwrap_or(0);
+    let after = text
+        .rfind(&end)
+        .map(|i| i + end.len())
+        .unwrap_or(text.len());
+    if !text[..start].trim().is_empty() || !text[after..].trim().is_empty() {
+        return Err(bad("has text outside its PEM block".into()));
     }
     Ok(block.into_contents())
 }
@@ -184,10 +222,17 @@ pub fn parse_cert(bytes: &[u8], path: &Path) -> Result<CertInfo> {
 fn parse_cert_inner(bytes: &[u8], path: &Path) -> Result<CertInfo> {
     let der = decode_pem(bytes, "CERTIFICATE", path)?;
     let info = {
-        let (_, cert) = X509Certificate::from_der(&der).map_err(|e| {
+        let (rest, cert) = X509Certificate::from_der(&der).map_err(|e| {
             Error::input(format!("{}: not a valid certificate ({e})", path.display()))
                 .with_hint("restore it from git")
         })?;
+        if !rest.is_empty() {
+            return Err(Error::input(format!(
+                "{}: trailing data after the certificate",
+                path.display()
+            ))
+            .with_hint("restore it from git"));
+        }
         let (common_name, organizations) = names(cert.subject(), path)?;
         let spki_der = cert.public_key().raw.to_vec();
         CertInfo {
@@ -203,9 +248,39 @@ fn parse_cert_inner(bytes: &[u8], path: &Path) -> Result<CertInfo> {
     Ok(CertInfo { der, ..info })
 }
 
+/// Whether the certificate `cert_der` carries a signature of the key of
+/// the certificate `ca_der` (and names it as issuer).
+pub fn issued_by(cert_der: &[u8], ca_der: &[u8]) -> bool {
+    let (Ok((_, cert)), Ok((_, ca))) = (
+        X509Certificate::from_der(cert_der),
+        X509Certificate::from_der(ca_der),
+    ) else {
+        return false;
+    };
+    cert.issuer().as_raw() == ca.subject().as_raw()
+        && cert.verify_signature(Some(ca.public_key())).is_ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn one_pem_block_and_nothing_else() {
+        let p = Path::new("ca.pem");
+        let block = "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n";
+        assert!(decode_pem(block.as_bytes(), "CERTIFICATE", p).is_ok());
+        assert!(decode_pem(format!("\n{block}\n").as_bytes(), "CERTIFICATE", p).is_ok());
+        let two = format!("{block}{block}");
+        let err = decode_pem(two.as_bytes(), "CERTIFICATE", p).unwrap_err();
+        assert!(err.message().contains("2 PEM blocks"), "{}", err.message());
+        for extra in [format!("x{block}"), format!("{block}trailing")] {
+            assert!(
+                decode_pem(extra.as_bytes(), "CERTIFICATE", p).is_err(),
+                "{extra}"
+            );
+        }
+    }
 
     #[test]
     fn garbage_never_panics() {

@@ -528,21 +528,13 @@ fn init_runs_only_when_needed_and_terraform_source_is_honoured() {
         .cluster_init("lazy", &key, &["--ami", "ami-12345678"])
         .status
         .success());
-    let plan = |w: &World| {
-        w.kaws_tf()
-            .args([
-                "-v",
-                "cluster",
-                "plan",
-                "lazy",
-                "--",
-                "-no-color",
-                "-refresh=false",
-                "-lock=false",
-            ])
-            .output()
-            .unwrap()
+    let plan_with = |w: &World, extra: &[&str]| {
+        let mut args = vec!["-v", "cluster", "plan", "lazy"];
+        args.extend(extra);
+        args.extend(["--", "-no-color", "-refresh=false", "-lock=false"]);
+        w.kaws_tf().args(args).output().unwrap()
     };
+    let plan = |w: &World| plan_with(w, &[]);
     let first = plan(&w);
     assert!(
         stderr(&first).contains("running terraform init"),
@@ -555,11 +547,18 @@ fn init_runs_only_when_needed_and_terraform_source_is_honoured() {
         "{}",
         stderr(&second)
     );
-    // A changed entry point means init again.
+    // A changed entry point is refused: kaws runs Terraform only over the
+    // main.tf it writes (tests/hostile.rs has the attacks).
     let main = w.cluster_dir("lazy").join("main.tf");
     let text = std::fs::read_to_string(&main).unwrap();
     std::fs::write(&main, format!("{text}\n# a comment\n")).unwrap();
-    let third = plan(&w);
+    assert_eq!(plan(&w).status.code(), Some(3));
+    std::fs::write(&main, &text).unwrap();
+    // A changed module, reviewed and accepted, means init again.
+    let versions = w.repo.join("terraform/modules/kaws/versions.tf");
+    let text = std::fs::read_to_string(&versions).unwrap();
+    std::fs::write(&versions, format!("{text}\n# a comment\n")).unwrap();
+    let third = plan_with(&w, &["--accept-changes"]);
     assert!(
         stderr(&third).contains("running terraform init"),
         "{}",

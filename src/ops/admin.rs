@@ -44,13 +44,41 @@ fn open_cluster(repo: &Repo, cluster: &ClusterName) -> Result<(ClusterDir, Clust
     Ok((dir, settings))
 }
 
-/// Group names become O attributes; keep them printable and sane.
+/// Group names become O attributes; keep them printable and sane: no
+/// control, bidi, invisible or separator character can hide in a prompt.
 fn validate_group(g: &str) -> Result<()> {
-    if g.is_empty() || g.len() > 64 || g.chars().any(|c| c.is_control()) {
-        return Err(Error::input(format!("invalid group {:?}", g.chars().take(80).collect::<String>()))
+    if g.is_empty() || g.len() > 64 || g.chars().any(crate::text::is_unsafe) {
+        return Err(Error::input(format!("invalid group \"{}\"", crate::text::escape(&g.chars().take(80).collect::<String>())))
             .with_hint("give a Kubernetes group name such as system:masters or developers (1 to 64 printable characters)"));
     }
     Ok(())
+}
+
+/// An administrator has a few groups; a certificate with dozens is a
+/// prompt nobody reads to the end.
+pub const MAX_GROUPS: usize = 16;
+
+fn validate_groups(groups: &[String]) -> Result<()> {
+    if groups.len() > MAX_GROUPS {
+        return Err(Error::input(format!(
+            "{} groups asked for; an administrator may have at most {MAX_GROUPS}",
+            groups.len()
+        ))
+        .with_hint(
+            "give the administrator a few groups, and bind roles to those groups in the cluster",
+        ));
+    }
+    for g in groups {
+        validate_group(g)?;
+    }
+    Ok(())
+}
+
+/// Groups that carry the cluster's own powers: `system:masters` bypasses
+/// all authorization, and every other `system:` group belongs to a
+/// component (`system:nodes`, ...). The prompt shows them on their own line.
+pub fn is_privileged_group(g: &str) -> bool {
+    g.starts_with("system:")
 }
 
 pub struct AdminCreate {
@@ -81,15 +109,13 @@ pub fn admin_create(repo: &Repo, opts: AdminCreate) -> Result<AdminCreated> {
         .with_hint("choose a name that does not end in -key"));
     }
     crate::settings::validate_kms_key(&opts.kms_key)?;
-    for g in &opts.groups {
-        validate_group(g)?;
-    }
+    validate_groups(&opts.groups)?;
     let (dir, settings) = open_cluster(repo, &opts.cluster)?;
     let csr_path = dir.admin_csr(&opts.name);
     let key_path = dir.admin_key(&opts.name);
     let cert_path = dir.admin_cert(&opts.name);
     for p in [&csr_path, &key_path, &cert_path] {
-        if p.exists() {
+        if fsutil::present(p) {
             return Err(Error::conflict(format!(
                 "{}: administrator {} already exists in cluster {}",
                 p.display(),
@@ -137,7 +163,13 @@ pub fn admin_create(repo: &Repo, opts: AdminCreate) -> Result<AdminCreated> {
 pub struct SignPrompt {
     pub cluster: String,
     pub name: String,
+    /// Groups without special powers.
     pub groups: Vec<String>,
+    /// `system:` groups, shown apart (see [`is_privileged_group`]).
+    pub privileged: Vec<String>,
+    /// On `--renew`, the groups of the current certificate (when the
+    /// cluster CA signed it), to show what changes.
+    pub previous_groups: Option<Vec<String>>,
     pub fingerprint: String,
     pub key: String,
     pub days: u32,
@@ -188,13 +220,13 @@ pub fn admin_sign(repo: &Repo, opts: AdminSign<'_>) -> Result<PathBuf> {
     let (dir, settings) = open_cluster(repo, &opts.cluster)?;
     let csr_path = dir.admin_csr(&opts.name);
     let cert_path = dir.admin_cert(&opts.name);
-    if !csr_path.exists() {
+    if !fsutil::present(&csr_path) {
         return Err(Error::input(format!("{}: no such CSR", csr_path.display())).with_hint(format!(
             "the administrator runs `kaws admin create {} {} --kms-key ...` and commits the result first",
             opts.cluster, opts.name
         )));
     }
-    if cert_path.exists() && !opts.renew {
+    if fsutil::present(&cert_path) && !opts.renew {
         return Err(Error::conflict(format!(
             "{}: administrator {} already has a certificate",
             cert_path.display(),
@@ -202,12 +234,19 @@ pub fn admin_sign(repo: &Repo, opts: AdminSign<'_>) -> Result<PathBuf> {
         ))
         .with_hint("pass --renew to issue a new certificate for the same key"));
     }
-    let csr = x509::verify_csr(&x509::read_pem_file(&csr_path)?, &csr_path)?;
+    // The CA first: a renewal trusts the current certificate only if the
+    // CA signed it, and ca.pem must hold exactly the one CA.
+    let ca_pem_path = dir.file(&layout::cert_name(pki::CA.stem));
+    let ca_pem_bytes = x509::read_pem_file(&ca_pem_path)?;
+    let ca_der = x509::decode_pem(&ca_pem_bytes, "CERTIFICATE", &ca_pem_path)?;
+    let ca_pem = String::from_utf8(ca_pem_bytes)
+        .map_err(|_| Error::input(format!("{}: not a PEM file", ca_pem_path.display())))?;
+    let csr = x509::verify_csr(&x509::read_csr_file(&csr_path)?, &csr_path)?;
     if csr.common_name != opts.name.as_str() {
         return Err(Error::input(format!(
-            "{}: the CSR is for {:?}, not for {}",
+            "{}: the CSR is for \"{}\", not for {}",
             csr_path.display(),
-            csr.common_name,
+            crate::text::escape(&csr.common_name),
             opts.name
         ))
         .with_hint(format!(
@@ -225,13 +264,20 @@ pub fn admin_sign(repo: &Repo, opts: AdminSign<'_>) -> Result<PathBuf> {
             .with_hint("do not sign: the CSR is not the one the administrator made; ask them, through another channel, what happened"));
         }
     }
-    for g in &csr.organizations {
-        validate_group(g).map_err(|e| e.in_file(&csr_path))?;
-    }
-    if opts.renew && cert_path.exists() && expected.is_none() {
+    validate_groups(&csr.organizations).map_err(|e| e.in_file(&csr_path))?;
+    if opts.renew && fsutil::present(&cert_path) && expected.is_none() {
         // A renewal keeps the key. A CSR with another key is a new request
         // in an existing name: only the fingerprint from its owner vouches for it.
+        // The current certificate is a committed file too: its key counts
+        // only if the cluster CA signed it.
         let current = x509::parse_cert(&x509::read_pem_file(&cert_path)?, &cert_path)?;
+        if !x509::issued_by(&current.der, &ca_der) {
+            return Err(Error::input(format!(
+                "{}: the current certificate is not signed by the cluster CA, so it cannot vouch for the CSR's key",
+                cert_path.display()
+            ))
+            .with_hint(format!("do not sign: restore {} from git and find out who changed it; a renewal with a new key needs --fingerprint, checked with the administrator through another channel", cert_path.display())));
+        }
         if current.fingerprint != csr.fingerprint {
             return Err(Error::input(format!(
                 "{}: the CSR's key ({}) is not the key of the current certificate ({})",
@@ -242,10 +288,33 @@ pub fn admin_sign(repo: &Repo, opts: AdminSign<'_>) -> Result<PathBuf> {
             .with_hint("a renewal with a new key needs --fingerprint, checked with the administrator through another channel"));
         }
     }
+    // On a renewal, the groups of the current certificate, if the CA signed
+    // it, so the prompt can show what the new one adds or drops.
+    let previous_groups = if opts.renew && fsutil::present(&cert_path) {
+        x509::read_pem_file(&cert_path)
+            .and_then(|b| x509::parse_cert(&b, &cert_path))
+            .ok()
+            .filter(|c| x509::issued_by(&c.der, &ca_der))
+            .map(|c| c.organizations)
+    } else {
+        None
+    };
     let prompt = SignPrompt {
+        previous_groups,
         cluster: opts.cluster.to_string(),
         name: opts.name.to_string(),
-        groups: csr.organizations.clone(),
+        groups: csr
+            .organizations
+            .iter()
+            .filter(|g| !is_privileged_group(g))
+            .cloned()
+            .collect(),
+        privileged: csr
+            .organizations
+            .iter()
+            .filter(|g| is_privileged_group(g))
+            .cloned()
+            .collect(),
         fingerprint: csr.fingerprint.clone(),
         key: csr.key_description.clone(),
         days: opts.days,
@@ -258,18 +327,10 @@ pub fn admin_sign(repo: &Repo, opts: AdminSign<'_>) -> Result<PathBuf> {
         &repo.lock_file(&opts.cluster),
         &format!("admin sign {} {}", opts.cluster, opts.name),
     )?;
-    let ca_pem_path = dir.file(&layout::cert_name(pki::CA.stem));
-    let ca_pem = String::from_utf8(x509::read_pem_file(&ca_pem_path)?)
-        .map_err(|_| Error::input(format!("{}: not a PEM file", ca_pem_path.display())))?;
-    let ca_key_path = dir.file(&layout::encrypted_key_name(pki::CA.stem));
-    let blob = std::fs::read(&ca_key_path).map_err(|e| Error::io("read", &ca_key_path, e))?;
     let aws = aws_for(&settings, &opts.aws);
     let cert_pem = super::block_on(async {
         let kms = super::kms(&aws).await;
-        let ctx = EncryptionContext::new(&opts.cluster, layout::key_name(pki::CA.stem));
-        let secret = kms.open(&ctx, &blob).await?;
-        let ca_key = PrivateKey::from_secret(&secret, &ca_key_path.display().to_string())?;
-        drop(secret);
+        let (ca_key, _) = super::open_ca(&kms, &dir, &settings).await?;
         let ca = Ca::new(&ca_pem, &ca_key)?;
         let subject = Subject::for_admin(&csr.common_name, &csr.organizations);
         ca.sign_admin(&subject, &csr.spki_der, opts.days, csr.is_rsa)
@@ -290,10 +351,18 @@ pub struct AdminInstall {
     pub aws: AwsOptions,
 }
 
-pub fn admin_install(repo: &Repo, opts: AdminInstall) -> Result<PathBuf> {
+/// Where the credentials went, and what existing entries of that
+/// kubeconfig changed (shown to the user, never silently).
+#[derive(Debug)]
+pub struct AdminInstalled {
+    pub path: PathBuf,
+    pub notes: Vec<String>,
+}
+
+pub fn admin_install(repo: &Repo, opts: AdminInstall) -> Result<AdminInstalled> {
     let (dir, settings) = open_cluster(repo, &opts.cluster)?;
     let cert_path = dir.admin_cert(&opts.name);
-    if !cert_path.exists() {
+    if !fsutil::present(&cert_path) {
         return Err(Error::input(format!("{}: administrator {} is not signed yet", cert_path.display(), opts.name))
             .with_hint(format!("a primary administrator runs `kaws admin sign {} {}` and commits the certificate; then pull and run this again", opts.cluster, opts.name)));
     }
@@ -314,7 +383,7 @@ pub fn admin_install(repo: &Repo, opts: AdminInstall) -> Result<PathBuf> {
     let ca_pem = x509::read_pem_file(&ca_path)?;
     x509::parse_cert(&ca_pem, &ca_path)?;
     let key_path = dir.admin_key(&opts.name);
-    let blob = std::fs::read(&key_path).map_err(|e| Error::io("read", &key_path, e))?;
+    let blob = fsutil::read_ciphertext(&key_path)?;
     let server = match &opts.server {
         Some(s) => {
             if !(s.starts_with("https://") || s.starts_with("http://"))
@@ -332,7 +401,7 @@ pub fn admin_install(repo: &Repo, opts: AdminInstall) -> Result<PathBuf> {
     };
     let path = kubeconfig::default_path(opts.kubeconfig.as_deref())?;
     let aws = aws_for(&settings, &opts.aws);
-    super::block_on(async {
+    let notes = super::block_on(async {
         let kms = super::kms(&aws).await;
         let ctx = EncryptionContext::new(&opts.cluster, layout::key_name(opts.name.as_str()));
         let secret = kms.open(&ctx, &blob).await?;
@@ -349,7 +418,7 @@ pub fn admin_install(repo: &Repo, opts: AdminInstall) -> Result<PathBuf> {
         }
         drop(key);
         let user = format!("{}-{}", opts.name, opts.cluster);
-        kubeconfig::merge(
+        let notes = kubeconfig::merge(
             &path,
             &kubeconfig::Entry {
                 cluster: opts.cluster.as_str(),
@@ -359,9 +428,10 @@ pub fn admin_install(repo: &Repo, opts: AdminInstall) -> Result<PathBuf> {
                 cert_pem: &cert_pem,
                 key_pem: secret.expose(),
             },
-        )
+        )?;
+        Ok::<_, Error>(notes)
     })??;
-    Ok(path)
+    Ok(AdminInstalled { path, notes })
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -390,6 +460,11 @@ pub struct AdminStatus {
 pub fn admin_list(repo: &Repo, cluster: &ClusterName) -> Result<Vec<AdminStatus>> {
     let (dir, _) = open_cluster(repo, cluster)?;
     let now = OffsetDateTime::now_utc();
+    // A certificate counts as signed only if the cluster CA signed it: a
+    // committer can put any self-signed certificate under any name.
+    let ca_path = dir.file(&layout::cert_name(pki::CA.stem));
+    let ca_der =
+        x509::read_pem_file(&ca_path).and_then(|b| x509::decode_pem(&b, "CERTIFICATE", &ca_path));
     let mut out = Vec::new();
     for name in dir.admins()? {
         let csr_path = dir.admin_csr(&name);
@@ -402,8 +477,20 @@ pub fn admin_list(repo: &Repo, cluster: &ClusterName) -> Result<Vec<AdminStatus>
             fingerprint: None,
             problem: None,
         };
-        if cert_path.exists() {
+        if fsutil::present(&cert_path) {
             match x509::read_pem_file(&cert_path).and_then(|b| x509::parse_cert(&b, &cert_path)) {
+                Ok(c) if !ca_der.as_ref().is_ok_and(|ca| x509::issued_by(&c.der, ca)) => {
+                    st.groups = c.organizations;
+                    st.fingerprint = Some(c.fingerprint);
+                    st.state = AdminState::Invalid;
+                    st.problem = Some(match &ca_der {
+                        Ok(_) => format!(
+                            "{}: not signed by the cluster CA; do not trust it, restore it from git",
+                            cert_path.display()
+                        ),
+                        Err(e) => format!("cannot be checked: {}", e.message()),
+                    });
+                }
                 Ok(c) => {
                     st.groups = c.organizations;
                     st.expires = Some(c.not_after.date().to_string());
@@ -419,8 +506,8 @@ pub fn admin_list(repo: &Repo, cluster: &ClusterName) -> Result<Vec<AdminStatus>
                     st.problem = Some(e.message().to_string());
                 }
             }
-        } else if csr_path.exists() {
-            match x509::read_pem_file(&csr_path).and_then(|b| x509::verify_csr(&b, &csr_path)) {
+        } else if fsutil::present(&csr_path) {
+            match x509::read_csr_file(&csr_path).and_then(|b| x509::verify_csr(&b, &csr_path)) {
                 Ok(c) => {
                     st.groups = c.organizations;
                     st.fingerprint = Some(c.fingerprint);

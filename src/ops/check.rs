@@ -17,7 +17,7 @@ use x509_parser::extensions::GeneralName;
 use x509_parser::prelude::{FromDer, X509Certificate};
 
 use crate::error::{Error, ErrorKind, Result};
-use crate::fsutil::TEMP_PREFIX;
+use crate::fsutil::{self, TEMP_PREFIX};
 use crate::kms::{AwsOptions, EncryptionContext, Sealer};
 use crate::layout::{self, AdminName, ClusterName, Repo};
 use crate::pki::{self, CertSpec, ExtUsage, KeyUsage, PrivateKey, Sans};
@@ -392,21 +392,57 @@ pub fn cluster_check(
         if aws.region.is_none() {
             aws.region = Some(settings.region.clone());
         }
-        let results = super::block_on(async {
+        let (results, named) = super::block_on(async {
             let kms = super::kms(&aws).await;
-            join_all(pki::CLUSTER_CERTS.iter().map(|spec| {
+            let keys = join_all(pki::CLUSTER_CERTS.iter().map(|spec| {
                 let kms = &kms;
                 let path = dir.file(&layout::encrypted_key_name(spec.stem));
                 async move {
-                    let blob = std::fs::read(&path).map_err(|e| Error::io("read", &path, e))?;
+                    let blob = fsutil::read_ciphertext(&path)?;
                     let ctx = EncryptionContext::new(cluster, layout::key_name(spec.stem));
-                    let secret = kms.open(&ctx, &blob).await?;
-                    let key = PrivateKey::from_secret(&secret, &path.display().to_string())?;
-                    Ok::<_, Error>(key.public_key_der())
+                    let opened = kms.open_keyed(&ctx, &blob).await?;
+                    let key = PrivateKey::from_secret(&opened.secret, &path.display().to_string())?;
+                    Ok::<_, Error>((key.public_key_der(), opened.key_id))
                 }
-            }))
-            .await
+            }));
+            futures::join!(keys, kms.key_arn(&settings.kms_key_id, cluster))
         })?;
+        // Every key must be sealed under the key that seals the CA's, and
+        // the settings must name that key.
+        let sealing = results
+            .first()
+            .and_then(|r| r.as_ref().ok())
+            .map(|(_, id)| id.clone());
+        let mut settings_finding = finding(layout::SETTINGS_FILE, "settings");
+        match (&named, &sealing) {
+            (Ok(n), Some(s)) if n != s => settings_finding.fail(
+                State::Invalid,
+                format!(
+                    "kms_key_id is {} ({n}), but the cluster's keys are sealed under {s}; only `kaws cluster reencrypt` changes it: restore the file from git",
+                    settings.kms_key_id
+                ),
+            ),
+            // KMS could not be asked: an outage, not a wrong setting.
+            (Err(e), _) if e.kind() == ErrorKind::Aws => {
+                kms_error = Some(KmsError {
+                    message: e.message().to_string(),
+                    hint: e.hint().map(str::to_string),
+                });
+            }
+            (Err(e), _) => settings_finding.fail(State::Invalid, e.message().to_string()),
+            _ => {}
+        }
+        let results: Vec<Result<Vec<u8>>> = results
+            .into_iter()
+            .map(|r| {
+                r.and_then(|(k, id)| match &sealing {
+                    Some(s) if *s != id => Err(Error::input(format!(
+                        "sealed under KMS key {id}, not under {s}, which seals ca-key.pem.encrypted: a key kaws did not seal; restore it from git"
+                    ))),
+                    _ => Ok(k),
+                })
+            })
+            .collect();
         for ((f, (spec, public)), result) in findings.iter_mut().zip(&public_keys).zip(results) {
             match (result, public) {
                 (Ok(k), Some(p)) if k == *p => {}
@@ -430,6 +466,7 @@ pub fn cluster_check(
                 (Err(e), _) => f.fail(State::Invalid, e.message().to_string()),
             }
         }
+        findings.push(settings_finding);
     }
 
     findings.extend(check_admins(&dir, cluster, &ca, now)?);
@@ -512,7 +549,7 @@ fn check_admin(
     let cert = dir.admin_cert(name);
     let csr = dir.admin_csr(name);
     let key = dir.admin_key(name);
-    if cert.exists() {
+    if fsutil::present(&cert) {
         check_cert_file(
             &mut f,
             &cert,
@@ -522,13 +559,13 @@ fn check_admin(
             ca,
             now,
         );
-    } else if csr.exists() {
-        match x509::read_pem_file(&csr).and_then(|b| x509::verify_csr(&b, &csr)) {
+    } else if fsutil::present(&csr) {
+        match x509::read_csr_file(&csr).and_then(|b| x509::verify_csr(&b, &csr)) {
             Ok(_) => f.state = State::Requested,
             Err(e) => f.fail(State::Invalid, e.message().to_string()),
         }
     }
-    if !key.exists() {
+    if !fsutil::present(&key) {
         f.fail(
             State::Warning,
             format!(
@@ -536,7 +573,7 @@ fn check_admin(
                 key.display()
             ),
         );
-    } else if !csr.exists() && !cert.exists() {
+    } else if !fsutil::present(&csr) && !fsutil::present(&cert) {
         f.fail(State::Warning, "a key without a CSR, left by an interrupted `kaws admin create`; remove it or run admin create again after removing it");
     }
     f

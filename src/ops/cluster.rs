@@ -23,6 +23,8 @@ pub struct ClusterInit {
 pub struct ClusterInitReport {
     pub path: std::path::PathBuf,
     pub files: Vec<String>,
+    /// The module source written into main.tf (from kaws.json).
+    pub module_source: String,
 }
 
 /// A generated key with its certificate (if its row has one).
@@ -94,7 +96,7 @@ pub fn cluster_init(repo: &Repo, opts: ClusterInit) -> Result<ClusterInitReport>
     let cluster = ClusterName::parse(&settings.cluster)?;
     let repo_cfg = RepoConfig::load(&repo.marker())?;
     let dir = repo.cluster(&cluster);
-    if dir.path().exists() {
+    if fsutil::present(dir.path()) {
         return Err(Error::conflict(format!("{}: the cluster already exists", dir.path().display()))
             .with_hint("kaws never overwrites a cluster; choose another name, or remove the directory if it is a leftover"));
     }
@@ -181,7 +183,11 @@ fn block_on_cluster_init(
         }
         drop(made);
         let path = staging.commit()?;
-        Ok(ClusterInitReport { path, files })
+        Ok(ClusterInitReport {
+            path,
+            files,
+            module_source: source.to_string(),
+        })
     })?
 }
 
@@ -203,7 +209,7 @@ pub fn cluster_reencrypt(
     let mut files = Vec::new();
     for spec in pki::CLUSTER_CERTS {
         let path = dir.file(&layout::encrypted_key_name(spec.stem));
-        let blob = std::fs::read(&path).map_err(|e| Error::io("read", &path, e))?;
+        let blob = fsutil::read_ciphertext(&path)?;
         files.push((spec, path, blob));
     }
     let mut aws = aws.clone();
@@ -217,9 +223,25 @@ pub fn cluster_reencrypt(
         let resealed = try_join_all(files.iter().map(|(spec, _, blob)| {
             let ctx = EncryptionContext::new(cluster, layout::key_name(spec.stem));
             let kms = &kms;
-            async move { kms.reseal(new_key, &ctx, blob).await }
+            async move { kms.reseal_keyed(new_key, &ctx, blob).await }
         }))
         .await?;
+        // Every key must come from the key that seals the CA's: a key a
+        // committer sealed under a key of hers would otherwise be laundered
+        // under the cluster's new key (her key policy may allow ReEncrypt).
+        let ca_source = resealed.first().map(|(_, s)| s.clone()).unwrap_or_default();
+        for ((_, path, _), (_, source)) in files.iter().zip(&resealed) {
+            if *source != ca_source {
+                return Err(Error::input(format!(
+                    "{}: sealed under KMS key {source}, not under {ca_source}, which seals ca-key.pem.encrypted: kaws did not seal this key",
+                    path.display()
+                ))
+                .with_hint(format!(
+                    "nothing was written; restore it from git and find out who changed it, or replace the key with `kaws cluster renew {cluster} --new-keys`"
+                )));
+            }
+        }
+        let resealed: Vec<Vec<u8>> = resealed.into_iter().map(|(b, _)| b).collect();
         let mut written = Vec::new();
         let rewrite = fsutil::Rewrite::new(dir.path())?;
         for ((spec, path, _), blob) in files.iter().zip(&resealed) {
@@ -244,6 +266,12 @@ pub struct ClusterRenew {
 /// `kaws cluster renew`: re-issue every certificate of the cluster but the
 /// CA's from the existing CA, keeping the keys unless `new_keys`. All the
 /// new files appear in one atomic swap of the cluster directory.
+///
+/// The certificates being renewed are committed files anyone may replace,
+/// so a kept key's public key comes from the sealed private key, never
+/// from the old certificate; an old certificate for another key is
+/// refused. Every key, kept or new, is sealed under the KMS key that seals
+/// the CA's, which the settings must name (see `open_ca`).
 pub fn cluster_renew(repo: &Repo, opts: ClusterRenew) -> Result<Vec<String>> {
     let dir = repo.cluster(&opts.cluster);
     dir.require()?;
@@ -256,18 +284,13 @@ pub fn cluster_renew(repo: &Repo, opts: ClusterRenew) -> Result<Vec<String>> {
     let ca_cert_path = dir.file(&layout::cert_name(pki::CA.stem));
     let ca_pem = String::from_utf8(crate::x509::read_pem_file(&ca_cert_path)?)
         .map_err(|_| Error::input(format!("{}: not a PEM file", ca_cert_path.display())))?;
-    let ca_key_path = dir.file(&layout::encrypted_key_name(pki::CA.stem));
-    let ca_blob = std::fs::read(&ca_key_path).map_err(|e| Error::io("read", &ca_key_path, e))?;
     let leaves: Vec<&'static CertSpec> = pki::CLUSTER_CERTS.iter().filter(|s| !s.is_ca).collect();
-    // Current public keys, from the certificates: keeping a key needs no decryption.
-    let mut current = Vec::new();
-    for spec in &leaves {
-        if spec.has_certificate && !opts.new_keys {
-            let p = dir.file(&layout::cert_name(spec.stem));
-            let cert = crate::x509::parse_cert(&crate::x509::read_pem_file(&p)?, &p)?;
-            current.push(Some(cert.spki_der));
-        } else {
-            current.push(None);
+    // The kept keys' ciphertexts, read before any KMS call.
+    let mut kept = Vec::new();
+    if !opts.new_keys {
+        for spec in leaves.iter().filter(|s| s.has_certificate) {
+            let path = dir.file(&layout::encrypted_key_name(spec.stem));
+            kept.push((*spec, fsutil::read_ciphertext(&path)?));
         }
     }
     let mut aws = opts.aws.clone();
@@ -277,15 +300,12 @@ pub fn cluster_renew(repo: &Repo, opts: ClusterRenew) -> Result<Vec<String>> {
     let cluster = &opts.cluster;
     let (certs, sealed) = super::block_on(async {
         let kms = super::kms(&aws).await;
-        let ctx = EncryptionContext::new(cluster, layout::key_name(pki::CA.stem));
-        let secret = kms.open(&ctx, &ca_blob).await?;
-        let ca_key = PrivateKey::from_secret(&secret, &ca_key_path.display().to_string())?;
-        drop(secret);
+        let (ca_key, sealing_key) = super::open_ca(&kms, &dir, &settings).await?;
         let ca = Ca::new(&ca_pem, &ca_key)?;
         let mut certs: Vec<(String, Vec<u8>)> = Vec::new();
         let mut fresh: Vec<(&'static CertSpec, PrivateKey)> = Vec::new();
-        for (spec, spki) in leaves.iter().zip(&current) {
-            if opts.new_keys {
+        if opts.new_keys {
+            for spec in &leaves {
                 let key = PrivateKey::generate(settings.key_algorithm)?;
                 if spec.has_certificate {
                     let subject = Subject::for_cluster(spec, &settings)?;
@@ -298,19 +318,52 @@ pub fn cluster_renew(repo: &Repo, opts: ClusterRenew) -> Result<Vec<String>> {
                     ));
                 }
                 fresh.push((spec, key));
-            } else if let Some(spki) = spki {
-                let public = rcgen::SubjectPublicKeyInfo::from_der(spki).map_err(|e| {
-                    Error::input(format!("{}.pem: unsupported public key: {e}", spec.stem))
-                })?;
+            }
+        } else {
+            let opened = try_join_all(kept.iter().map(|(spec, blob)| {
+                let kms = &kms;
+                let ctx = EncryptionContext::new(cluster, layout::key_name(spec.stem));
+                async move { kms.open_keyed(&ctx, blob).await }
+            }))
+            .await?;
+            for ((spec, _), opened) in kept.iter().zip(opened) {
+                let key_path = dir.file(&layout::encrypted_key_name(spec.stem));
+                if opened.key_id != sealing_key {
+                    return Err(Error::input(format!(
+                        "{}: sealed under KMS key {}, not under {sealing_key}, which seals ca-key.pem.encrypted: kaws did not seal this key",
+                        key_path.display(),
+                        opened.key_id
+                    ))
+                    .with_hint(format!(
+                        "restore it from git and find out who changed it, or run `kaws cluster renew {cluster} --new-keys`"
+                    )));
+                }
+                let key = PrivateKey::from_secret(&opened.secret, &key_path.display().to_string())?;
+                drop(opened.secret);
+                let cert_path = dir.file(&layout::cert_name(spec.stem));
+                let current = crate::x509::read_pem_file(&cert_path)
+                    .and_then(|b| crate::x509::parse_cert(&b, &cert_path));
+                if let Ok(current) = current {
+                    if current.spki_der != key.public_key_der() {
+                        return Err(Error::input(format!(
+                            "{}: its public key is not the one sealed in {}",
+                            cert_path.display(),
+                            layout::encrypted_key_name(spec.stem)
+                        ))
+                        .with_hint(format!(
+                            "restore it from git (and find out who changed it) or run `kaws cluster renew {cluster} --new-keys`"
+                        )));
+                    }
+                }
                 let subject = Subject::for_cluster(spec, &settings)?;
-                let pem = ca.sign(spec, &subject, &public, spec.lifetime_days, rsa)?;
+                let pem = ca.sign(spec, &subject, key.key_pair(), spec.lifetime_days, rsa)?;
                 certs.push((layout::cert_name(spec.stem), pem.into_bytes()));
             }
         }
         let sealed = try_join_all(fresh.iter().map(|(spec, key)| {
             let kms = &kms;
             let ctx = EncryptionContext::new(cluster, layout::key_name(spec.stem));
-            let key_id = settings.kms_key_id.clone();
+            let key_id = sealing_key.clone();
             async move {
                 let blob = kms.seal(&key_id, &ctx, &key.to_secret()).await?;
                 Ok::<_, Error>((layout::encrypted_key_name(spec.stem), blob))

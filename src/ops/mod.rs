@@ -9,7 +9,7 @@ mod terraform;
 
 pub use admin::{
     admin_create, admin_install, admin_list, admin_sign, normalize_fingerprint, AdminCreate,
-    AdminCreated, AdminInstall, AdminSign, AdminState, AdminStatus, SignPrompt,
+    AdminCreated, AdminInstall, AdminInstalled, AdminSign, AdminState, AdminStatus, SignPrompt,
 };
 pub use check::{
     cluster_check, looks_like_private_key, CheckReport, Finding, KmsError, State, WARN_DAYS,
@@ -43,4 +43,54 @@ pub(crate) fn block_on<F: Future>(f: F) -> Result<F::Output> {
 /// The KMS client for this process.
 pub(crate) async fn kms(opts: &AwsOptions) -> AwsKms {
     AwsKms::new(&load_config(opts).await)
+}
+
+/// The cluster CA's key, decrypted, and the ARN of the KMS key that seals
+/// the cluster's keys, as KMS reports it for `ca-key.pem.encrypted`.
+///
+/// The settings' `kms_key_id` must name that same key: a committer who
+/// edits it cannot make kaws seal new keys under a key of hers, and a
+/// change of key is only ever made by `kaws cluster reencrypt`, which
+/// moves every ciphertext and the setting together.
+pub(crate) async fn open_ca(
+    kms: &AwsKms,
+    dir: &crate::layout::ClusterDir,
+    settings: &crate::settings::ClusterSettings,
+) -> Result<(crate::pki::PrivateKey, String)> {
+    use crate::kms::{EncryptionContext, Sealer};
+    use crate::layout;
+    let path = dir.file(&layout::encrypted_key_name(crate::pki::CA.stem));
+    let blob = crate::fsutil::read_ciphertext(&path)?;
+    let ctx = EncryptionContext::new(dir.name(), layout::key_name(crate::pki::CA.stem));
+    let (opened, named) = futures::join!(
+        kms.open_keyed(&ctx, &blob),
+        kms.key_arn(&settings.kms_key_id, dir.name())
+    );
+    let opened = opened?;
+    let key = crate::pki::PrivateKey::from_secret(&opened.secret, &path.display().to_string())?;
+    drop(opened.secret);
+    let named = named?;
+    if named != opened.key_id {
+        return Err(kms_key_changed(dir, settings, &named, &opened.key_id));
+    }
+    Ok((key, opened.key_id))
+}
+
+fn kms_key_changed(
+    dir: &crate::layout::ClusterDir,
+    settings: &crate::settings::ClusterSettings,
+    named: &str,
+    sealing: &str,
+) -> Error {
+    Error::input(format!(
+        "{}: kms_key_id is {} ({named}), but the cluster's keys are sealed under {sealing}; only `kaws cluster reencrypt` changes a cluster's KMS key",
+        dir.settings().display(),
+        settings.kms_key_id,
+    ))
+    .with_hint(format!(
+        "if nobody meant to move the keys, restore the file from git (`git checkout -- {}`) and find out who changed it; to move them, restore it and run `kaws cluster reencrypt {} --new-key {}`",
+        dir.settings().display(),
+        dir.name(),
+        settings.kms_key_id
+    ))
 }

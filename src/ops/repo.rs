@@ -26,7 +26,12 @@ pub struct RepoConfig {
 
 impl RepoConfig {
     pub fn load(path: &Path) -> Result<Self> {
-        let bytes = std::fs::read(path).map_err(|e| Error::io("read", path, e))?;
+        let bytes = crate::fsutil::read_limited(
+            path,
+            64 * 1024,
+            "a kaws repository file",
+            "restore it from git (`git checkout -- kaws.json`)",
+        )?;
         let cfg: RepoConfig = serde_json::from_slice(&bytes).map_err(|e| {
             Error::input(format!(
                 "{}: not a valid kaws repository file: {e}",
@@ -40,9 +45,9 @@ impl RepoConfig {
 }
 
 const GITIGNORE: &str = "\
-# Terraform's per-cluster working files; never commit them. (Commit each
-# cluster's .terraform.lock.hcl: it pins the AWS provider every clone uses.)
+# Terraform's per-cluster working files; never commit them.
 .terraform/
+.terraform.lock.hcl
 *.tfstate.backup
 # Saved plans (`kaws cluster plan prod -- -out=prod.plan`) hold the planned values.
 *.plan

@@ -14,6 +14,7 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::fsutil::{self, Mode};
 use crate::kms::AwsOptions;
 use crate::layout::{ClusterName, Repo};
+use crate::ops::repo::RepoConfig;
 use crate::settings::ClusterSettings;
 use crate::terraform::{self, Action};
 
@@ -24,6 +25,8 @@ pub struct ClusterTerraform {
     pub args: Vec<String>,
     /// `kaws cluster output --output json` asks Terraform for JSON.
     pub json: bool,
+    /// Run even over a module that differs from the one kaws embeds.
+    pub accept_changes: bool,
     pub aws: AwsOptions,
 }
 
@@ -73,24 +76,125 @@ fn spawn_wait(mut cmd: Command, what: &str) -> Result<ExitStatus> {
         .map_err(|e| Error::new(ErrorKind::External, format!("lost terraform {what}: {e}")))
 }
 
-/// Run `terraform init` if the cluster's entry point or module changed
-/// since the last successful init. Returns whether it ran.
-pub fn ensure_init(repo: &Repo, cluster: &ClusterName, aws: &AwsOptions) -> Result<bool> {
-    let dir = repo.cluster(cluster);
-    dir.require()?;
-    let settings = ClusterSettings::load(&dir.settings())?;
+/// Check everything Terraform will read before it runs, since Terraform
+/// runs configuration (providers, data sources) with the user's AWS
+/// credentials even for `plan`: only the files kaws writes in the cluster
+/// directory, a `main.tf` exactly as kaws writes it for these settings,
+/// certificates that are one PEM block each and chain to the one CA, and
+/// the module embedded in this kaws binary, unless `accept_changes`.
+/// Returns the entry point's bytes and the module, for the init digest.
+fn preflight(
+    repo: &Repo,
+    dir: &crate::layout::ClusterDir,
+    settings: &ClusterSettings,
+    accept_changes: bool,
+) -> Result<(Vec<u8>, terraform::ModuleOnDisk)> {
+    terraform::check_cluster_files(dir.path())?;
+    terraform::check_untracked_working_data(repo.root(), dir.path())?;
+    let cfg = RepoConfig::load(&repo.marker())?;
     let entry = dir.entry_point();
-    if !entry.is_file() {
+    if !fsutil::present(&entry) {
         return Err(Error::input(format!(
             "{}: the cluster has no Terraform entry point",
             entry.display()
         ))
         .with_hint("restore main.tf from git; `kaws cluster init` writes it"));
     }
+    let main = fsutil::read_limited(
+        &entry,
+        256 * 1024,
+        "a Terraform entry point",
+        "restore main.tf from git; `kaws cluster init` writes it",
+    )?;
+    if main != terraform::entry_point(settings, &cfg.terraform_source).as_bytes() {
+        return Err(Error::input(format!(
+            "{}: is not the entry point kaws writes for {} and kaws.json",
+            entry.display(),
+            crate::layout::SETTINGS_FILE
+        ))
+        .with_hint(format!(
+            "nothing was run; kaws runs Terraform only over the main.tf it writes: restore it from git (`git checkout -- {}`) and find out who changed it",
+            entry.display()
+        )));
+    }
+    check_public_files(dir)?;
+    let module = terraform::read_module(repo.root())?;
+    let concerns = if cfg.terraform_source != terraform::DEFAULT_SOURCE {
+        vec![format!(
+            "the module source in kaws.json is \"{}\", not the module in this repository, so kaws cannot compare it with its own",
+            crate::text::escape(&cfg.terraform_source)
+        )]
+    } else {
+        terraform::module_differences(&module)
+            .iter()
+            .map(|d| crate::text::escape(d).into_owned())
+            .collect()
+    };
+    if !concerns.is_empty() {
+        if !accept_changes {
+            return Err(Error::input(format!(
+                "{}: differs from the module of kaws {}: {}",
+                repo.root().join(terraform::MODULE_DIR).display(),
+                env!("CARGO_PKG_VERSION"),
+                concerns.join("; ")
+            ))
+            .with_hint("nothing was run; a module is code Terraform runs with your AWS credentials, even for plan: review the change (`git log -p -- terraform kaws.json`), then run again with --accept-changes"));
+        }
+        for c in &concerns {
+            tracing::warn!(
+                "running Terraform over a module kaws did not ship (--accept-changes): {c}"
+            );
+        }
+    }
+    Ok((main, module))
+}
+
+/// The certificates `main.tf` hands to the servers: each exactly one PEM
+/// block, and every leaf signed by `ca.pem`'s one CA. Terraform sends a
+/// whole file, so a second CA appended to `ca.pem` would be trusted by
+/// every server.
+fn check_public_files(dir: &crate::layout::ClusterDir) -> Result<()> {
+    use crate::{layout, pki, x509};
+    let ca_path = dir.file(&layout::cert_name(pki::CA.stem));
+    let ca_der = x509::decode_pem(&x509::read_pem_file(&ca_path)?, "CERTIFICATE", &ca_path)?;
+    for spec in pki::CLUSTER_CERTS.iter().filter(|s| !s.is_ca) {
+        if spec.has_certificate {
+            let p = dir.file(&layout::cert_name(spec.stem));
+            let der = x509::decode_pem(&x509::read_pem_file(&p)?, "CERTIFICATE", &p)?;
+            if !x509::issued_by(&der, &ca_der) {
+                return Err(Error::input(format!(
+                    "{}: not signed by the cluster CA in ca.pem",
+                    p.display()
+                ))
+                .with_hint("nothing was run; restore it from git, or run `kaws cluster check` to see what is wrong"));
+            }
+        } else {
+            let p = dir.file(&format!("{}.pub", spec.stem));
+            x509::decode_pem(&x509::read_pem_file(&p)?, "PUBLIC KEY", &p)?;
+        }
+    }
+    Ok(())
+}
+
+/// Run `terraform init` if the cluster's entry point or module changed
+/// since the last successful init. Returns whether it ran. Everything
+/// Terraform will read is checked first (see `preflight`).
+pub fn ensure_init(
+    repo: &Repo,
+    cluster: &ClusterName,
+    aws: &AwsOptions,
+    accept_changes: bool,
+) -> Result<bool> {
+    let dir = repo.cluster(cluster);
+    dir.require()?;
+    let settings = ClusterSettings::load(&dir.settings())?;
+    let (main, module) = preflight(repo, &dir, &settings, accept_changes)?;
     let program = terraform::program()?;
-    let digest = terraform::init_digest(dir.path(), repo.root())?;
+    let digest = terraform::init_digest(&main, &module);
     let stamp = terraform::init_stamp(dir.path());
-    if std::fs::read_to_string(&stamp).is_ok_and(|s| s.trim() == digest) {
+    if fsutil::read_limited(&stamp, 1024, "a stamp", "")
+        .is_ok_and(|s| String::from_utf8_lossy(&s).trim() == digest)
+    {
         tracing::info!("terraform init not needed: entry point and module unchanged");
         return Ok(false);
     }
@@ -161,7 +265,7 @@ pub fn cluster_terraform(repo: &Repo, opts: &ClusterTerraform) -> Result<i32> {
         )?),
         Action::Plan | Action::Output => None,
     };
-    ensure_init(repo, &opts.cluster, &opts.aws)?;
+    ensure_init(repo, &opts.cluster, &opts.aws, opts.accept_changes)?;
     let dir = repo.cluster(&opts.cluster);
     let settings = ClusterSettings::load(&dir.settings())?;
     let program = terraform::program()?;

@@ -35,11 +35,19 @@ fn main() -> ExitCode {
             } else {
                 ("", "", "")
             };
-            let _ = writeln!(err, "{red}error:{reset} {}", e.message());
+            // Messages quote file names and values from the repository:
+            // nothing in them may drive the terminal.
+            let _ = writeln!(err, "{red}error:{reset} {}", safe_lines(e.message()));
             if let Some(hint) = e.hint() {
-                let _ = writeln!(err, "  {cyan}help:{reset} {hint}");
+                let _ = writeln!(err, "  {cyan}help:{reset} {}", safe_lines(hint));
             }
             ExitCode::from(e.kind().exit_code())
         }
     }
+}
+
+/// The message escaped by [`kaws::text::escape`]: messages are one line,
+/// so a line break in one can only come from a file and is shown escaped.
+fn safe_lines(s: &str) -> String {
+    kaws::text::escape(s).into_owned()
 }

@@ -119,16 +119,48 @@ pub fn run(cmd: AdminCommand, global: &GlobalArgs) -> Result<ExitCode> {
             let name = AdminName::parse(&a.name)?;
             let interactive = !a.yes && std::io::stdin().is_terminal();
             let mut confirm = |p: &SignPrompt| -> bool {
+                use kaws::text::escape;
                 eprintln!("Cluster:     {}", p.cluster);
-                eprintln!("Subject:     CN={}", p.name);
-                eprintln!(
-                    "Groups:      {}",
-                    if p.groups.is_empty() {
-                        "(none)".to_string()
+                eprintln!("Subject:     CN={}", escape(&p.name));
+                // One group per line, at most a handful (kaws caps them),
+                // and the privileged ones apart, where they cannot scroll
+                // away or hide in a long line.
+                if p.groups.is_empty() {
+                    eprintln!("Groups:      (none)");
+                }
+                for (i, g) in p.groups.iter().enumerate() {
+                    let label = if i == 0 { "Groups:" } else { "" };
+                    eprintln!("{label:<12} {}", escape(g));
+                }
+                let (on, off) = if crate::style::stderr_enabled() {
+                    ("\x1b[1;31m", "\x1b[0m")
+                } else {
+                    ("", "")
+                };
+                for g in &p.privileged {
+                    let why = if g == "system:masters" {
+                        "cluster-admin: bypasses every authorization check"
                     } else {
-                        p.groups.join(", ")
+                        "a group of the cluster's own components"
+                    };
+                    eprintln!("{on}PRIVILEGED:{off}  {on}{}{off}  ({why})", escape(g));
+                }
+                if let Some(previous) = &p.previous_groups {
+                    let now: Vec<&String> = p.groups.iter().chain(&p.privileged).collect();
+                    let added: Vec<&&String> =
+                        now.iter().filter(|g| !previous.contains(g)).collect();
+                    let removed: Vec<&String> =
+                        previous.iter().filter(|g| !now.contains(g)).collect();
+                    if added.is_empty() && removed.is_empty() {
+                        eprintln!("Changes:     none: the current certificate has the same groups");
                     }
-                );
+                    for g in added {
+                        eprintln!("{on}Added:{off}       {}", escape(g));
+                    }
+                    for g in removed {
+                        eprintln!("Removed:     {}", escape(g));
+                    }
+                }
                 eprintln!("Key:         {}", p.key);
                 eprintln!("Fingerprint: {}", p.fingerprint);
                 eprintln!(
@@ -167,7 +199,7 @@ pub fn run(cmd: AdminCommand, global: &GlobalArgs) -> Result<ExitCode> {
         AdminCommand::Install(a) => {
             let cluster = ClusterName::parse(&a.cluster)?;
             let name = AdminName::parse(&a.name)?;
-            let path = ops::admin_install(
+            let installed = ops::admin_install(
                 &repo,
                 AdminInstall {
                     cluster,
@@ -177,9 +209,13 @@ pub fn run(cmd: AdminCommand, global: &GlobalArgs) -> Result<ExitCode> {
                     aws: global.aws(),
                 },
             )?;
+            // What changed in entries that were there is always shown, -q or not.
+            for n in &installed.notes {
+                eprintln!("note: {}: {n}", installed.path.display());
+            }
             crate::infoln!(
                 "Merged cluster {c}, user {name}-{c} and context {c} into {}",
-                path.display(),
+                installed.path.display(),
                 c = a.cluster
             );
             crate::infoln!("Use it with `kubectl --context {} ...`", a.cluster);
@@ -189,10 +225,8 @@ pub fn run(cmd: AdminCommand, global: &GlobalArgs) -> Result<ExitCode> {
             let list = ops::admin_list(&repo, &cluster)?;
             match a.output {
                 OutputFormat::Json => {
-                    crate::outln!(
-                        "{}",
-                        serde_json::to_string_pretty(&list).expect("serializes")
-                    );
+                    let json = serde_json::to_string_pretty(&list).expect("serializes");
+                    crate::outln!("{}", kaws::text::escape_json(&json));
                 }
                 OutputFormat::Text => {
                     crate::outln!(
@@ -207,20 +241,26 @@ pub fn run(cmd: AdminCommand, global: &GlobalArgs) -> Result<ExitCode> {
                             .ok()
                             .and_then(|v| v.as_str().map(str::to_string))
                             .unwrap_or_default();
+                        // Groups come from committed certificates and CSRs:
+                        // every value is escaped before it reaches the terminal.
                         crate::outln!(
                             "{:<20} {:<10} {:<12} {:<24} {}",
-                            s.name,
+                            kaws::text::escape(&s.name),
                             state,
                             s.expires.as_deref().unwrap_or("-"),
                             if s.groups.is_empty() {
                                 "-".to_string()
                             } else {
-                                s.groups.join(",")
+                                s.groups
+                                    .iter()
+                                    .map(|g| kaws::text::escape(g).into_owned())
+                                    .collect::<Vec<_>>()
+                                    .join(",")
                             },
                             s.fingerprint.as_deref().unwrap_or("-"),
                         );
                         if let Some(p) = &s.problem {
-                            crate::outln!("  problem: {p}");
+                            crate::outln!("  problem: {}", kaws::text::escape(p));
                         }
                     }
                 }

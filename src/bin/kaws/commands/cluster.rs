@@ -104,6 +104,9 @@ pub struct CheckArgs {
 pub struct TerraformArgs {
     /// The cluster
     pub cluster: String,
+    /// Run Terraform even though terraform/modules/kaws (or kaws.json's module source) differs from the module this kaws ships; review the change first: Terraform runs it with your AWS credentials, even for plan
+    #[arg(long)]
+    pub accept_changes: bool,
     /// Arguments passed to Terraform unchanged (after --)
     #[arg(last = true, value_name = "TERRAFORM_ARGS")]
     pub args: Vec<String>,
@@ -113,6 +116,9 @@ pub struct TerraformArgs {
 pub struct OutputArgs {
     /// The cluster
     pub cluster: String,
+    /// Run Terraform even though the module differs from the one this kaws ships (see `cluster plan --help`)
+    #[arg(long)]
+    pub accept_changes: bool,
     /// Output format
     #[arg(long, short = 'o', value_enum, default_value_t = OutputFormat::Text)]
     pub output: OutputFormat,
@@ -217,14 +223,17 @@ pub fn run(cmd: ClusterCommand, global: &GlobalArgs) -> Result<ExitCode> {
             crate::infoln!("Run `kaws cluster apply {cluster}` so the servers receive them.");
             Ok(ExitCode::SUCCESS)
         }
-        ClusterCommand::Plan(a) => terraform(Action::Plan, a.cluster, a.args, false, global),
-        ClusterCommand::Apply(a) => terraform(Action::Apply, a.cluster, a.args, false, global),
-        ClusterCommand::Destroy(a) => terraform(Action::Destroy, a.cluster, a.args, false, global),
-        ClusterCommand::Refresh(a) => terraform(Action::Refresh, a.cluster, a.args, false, global),
+        ClusterCommand::Plan(a) => terraform(Action::Plan, a, false, global),
+        ClusterCommand::Apply(a) => terraform(Action::Apply, a, false, global),
+        ClusterCommand::Destroy(a) => terraform(Action::Destroy, a, false, global),
+        ClusterCommand::Refresh(a) => terraform(Action::Refresh, a, false, global),
         ClusterCommand::Output(a) => terraform(
             Action::Output,
-            a.cluster,
-            a.args,
+            TerraformArgs {
+                cluster: a.cluster,
+                accept_changes: a.accept_changes,
+                args: a.args,
+            },
             a.output == OutputFormat::Json,
             global,
         ),
@@ -238,7 +247,7 @@ fn check(a: CheckArgs, global: &GlobalArgs) -> Result<ExitCode> {
     match a.output {
         OutputFormat::Json => crate::outln!(
             "{}",
-            serde_json::to_string_pretty(&report).expect("serializes")
+            kaws::text::escape_json(&serde_json::to_string_pretty(&report).expect("serializes"))
         ),
         OutputFormat::Text => {
             let mut out = String::new();
@@ -255,9 +264,11 @@ fn check(a: CheckArgs, global: &GlobalArgs) -> Result<ExitCode> {
                     .ok()
                     .and_then(|v| v.as_str().map(str::to_string))
                     .unwrap_or_default();
+                // Names are file names from the repository and problems
+                // quote them: escaped, so no file name drives the terminal.
                 out.push_str(&format!(
                     "{:<28} {:<8} {:<12} {:>9}  {:<24} {}\n",
-                    f.name,
+                    kaws::text::escape(&f.name),
                     f.kind,
                     f.expires.as_deref().unwrap_or("-"),
                     residual,
@@ -269,7 +280,7 @@ fn check(a: CheckArgs, global: &GlobalArgs) -> Result<ExitCode> {
                     ),
                 ));
                 for p in &f.problems {
-                    out.push_str(&format!("    {p}\n"));
+                    out.push_str(&format!("    {}\n", kaws::text::escape(p)));
                 }
             }
             if report.offline {
@@ -309,12 +320,12 @@ fn check(a: CheckArgs, global: &GlobalArgs) -> Result<ExitCode> {
 
 fn terraform(
     action: Action,
-    cluster: String,
-    args: Vec<String>,
+    a: TerraformArgs,
     json: bool,
     global: &GlobalArgs,
 ) -> Result<ExitCode> {
-    let cluster = ClusterName::parse(&cluster)?;
+    let cluster = ClusterName::parse(&a.cluster)?;
+    let args = a.args;
     let repo = super::current_repo()?;
     // Ctrl-C goes to Terraform too (same process group); kaws ignores it
     // and waits, so Terraform can release its lock and write its state.
@@ -327,6 +338,7 @@ fn terraform(
             action,
             args,
             json,
+            accept_changes: a.accept_changes,
             aws: global.aws(),
         },
     )?;
@@ -373,6 +385,13 @@ fn init(a: InitArgs, global: &GlobalArgs) -> Result<ExitCode> {
     );
     for f in &report.files {
         crate::infoln!("  {f}");
+    }
+    if report.module_source != kaws::terraform::DEFAULT_SOURCE {
+        // Not the module in this repository: say so, every time.
+        eprintln!(
+            "note: main.tf uses the Terraform module at \"{}\" (from kaws.json), not this repository's terraform/modules/kaws; kaws cannot check it",
+            kaws::text::escape(&report.module_source)
+        );
     }
     Ok(ExitCode::SUCCESS)
 }
