@@ -95,9 +95,13 @@ fingerprint=$(awk '/^Public key fingerprint/ {print $NF}' "$work/alice.txt")
 step "kaws admin sign: a primary administrator checks the fingerprint alice gave out of band, and signs"
 kaws admin sign demo alice --fingerprint "$fingerprint" --yes
 
-step "kaws admin install: alice merges her credentials into her kubeconfig"
+step "kaws admin install: alice merges her credentials into her kubeconfig (an exec entry: no key in the file)"
 kaws admin install demo alice
 kubectl config get-contexts
+if grep -q client-key-data "$KUBECONFIG"; then echo "a key in $KUBECONFIG" >&2; exit 1; fi
+# What kubectl gets from the plugin at each call (the key is printed to the pipe only).
+kaws admin credential demo alice \
+  | python3 -c 'import json, sys; c = json.load(sys.stdin); print(c["kind"], c["apiVersion"], "until", c["status"]["expirationTimestamp"])'
 kaws admin list demo
 
 step "kaws cluster check: every certificate, key and administrator verified"

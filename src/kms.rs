@@ -259,10 +259,85 @@ impl AwsKms {
 }
 
 impl AwsKms {
+    /// [`Self::explain`], then, when KMS refused because of the key's state
+    /// (disabled, pending deletion, ...), one DescribeKey to name that state
+    /// and its date: "disabled or pending deletion" does not tell a user
+    /// which of the two commands brings the key back, nor how long they have.
+    /// `key` is the key the caller knows of, if any; otherwise the key ARN
+    /// KMS names in its message is used.
+    async fn explain_async<E, R>(
+        &self,
+        action: &str,
+        key: Option<&str>,
+        ctx: &EncryptionContext,
+        err: SdkError<E, R>,
+    ) -> Error
+    where
+        E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+        R: std::fmt::Debug + Send + Sync + 'static,
+    {
+        let refused_for_state = matches!(
+            err.code(),
+            Some("DisabledException" | "KMSInvalidStateException")
+        );
+        let in_message = err.message().and_then(key_arn_in);
+        let named = key.map(str::to_string).or_else(|| in_message.clone());
+        let shown = named.as_deref().unwrap_or("(named by the ciphertext)");
+        let plain = self.explain(action, shown, ctx, err);
+        // The key to describe is the one KMS says it refused, when it says:
+        // a ciphertext names its own key, which may not be the one the
+        // caller expects (a committer's, or settings she edited).
+        let Some(key) = in_message.or(named).filter(|_| refused_for_state) else {
+            return plain;
+        };
+        let health = self.key_health(&key).await;
+        if health.state.refuses() {
+            health.refusal(action, ctx.file())
+        } else {
+            plain
+        }
+    }
+
+    /// The state of a key, from one DescribeKey. Never fails: what could
+    /// not be learnt is reported as [`KeyState::Unknown`] with the reason.
+    pub async fn key_health(&self, key_id: &str) -> KeyHealth {
+        let mut health = KeyHealth {
+            key: key_id.to_string(),
+            arn: None,
+            state: KeyState::Unknown,
+            aws_state: None,
+            deletion_date: None,
+            detail: None,
+        };
+        match self.client.describe_key().key_id(key_id).send().await {
+            Ok(out) => match out.key_metadata {
+                Some(meta) => {
+                    health.arn = meta.arn.clone();
+                    health.deletion_date = meta.deletion_date.and_then(|d| rfc3339(&d));
+                    let raw = meta.key_state.as_ref().map(|s| s.as_str().to_string());
+                    health.state = KeyState::from_aws(raw.as_deref(), meta.enabled);
+                    health.aws_state = raw;
+                }
+                None => health.detail = Some("KMS described no key".into()),
+            },
+            Err(e) => {
+                if e.code() == Some("NotFoundException") {
+                    health.state = KeyState::NotFound;
+                }
+                health.detail = Some(match e.code() {
+                    Some(code) => format!("{code}: {}", e.message().unwrap_or("")),
+                    None => DisplayErrorContext(&e).to_string(),
+                });
+            }
+        }
+        health
+    }
+
     /// Check, before any work, that `key_id` exists, is enabled and can
     /// encrypt: one request that turns a late, vague failure into an early,
-    /// precise one.
-    pub async fn check_key(&self, key_id: &str, purpose: &str) -> Result<()> {
+    /// precise one. Returns the key's ARN, which names it for good (an
+    /// alias may later point elsewhere).
+    pub async fn check_key(&self, key_id: &str, purpose: &str) -> Result<String> {
         let ctx = EncryptionContext {
             cluster: ClusterName::parse("check").expect("valid"),
             file: purpose.to_string(),
@@ -279,21 +354,19 @@ impl AwsKms {
                 "KMS: no description returned for key {key_id}"
             )));
         };
-        use aws_sdk_kms::types::{KeyState, KeyUsageType};
-        if meta
-            .key_state
-            .as_ref()
-            .is_some_and(|s| *s != KeyState::Enabled)
-            || !meta.enabled
-        {
-            let state = meta
-                .key_state
-                .map(|s| s.as_str().to_string())
-                .unwrap_or_default();
-            return Err(Error::aws(format!(
-                "KMS: key {key_id} is disabled or pending deletion (state {state})"
-            ))
-            .with_hint("enable it (`aws kms enable-key --key-id ...`, or `aws kms cancel-key-deletion`) or use another key"));
+        use aws_sdk_kms::types::KeyUsageType;
+        let raw = meta.key_state.as_ref().map(|s| s.as_str().to_string());
+        let state = KeyState::from_aws(raw.as_deref(), meta.enabled);
+        if state != KeyState::Enabled {
+            let health = KeyHealth {
+                key: key_id.to_string(),
+                arn: meta.arn.clone(),
+                state,
+                aws_state: raw,
+                deletion_date: meta.deletion_date.and_then(|d| rfc3339(&d)),
+                detail: None,
+            };
+            return Err(health.refusal("use", purpose));
         }
         if meta
             .key_usage
@@ -304,7 +377,172 @@ impl AwsKms {
             ))
             .with_hint("use a symmetric KMS key made for encryption"));
         }
-        Ok(())
+        Ok(meta.arn.unwrap_or_else(|| key_id.to_string()))
+    }
+
+    /// [`Sealer::open_keyed`], naming `key` (the key the caller expects the
+    /// ciphertext to be under) if KMS refuses because of the key's state.
+    ///
+    /// `key` only names the key in an error: it does not check that the
+    /// ciphertext was sealed under it. Callers that must (C2) compare the
+    /// returned [`Opened::key_id`], which is the key KMS says it used.
+    pub async fn open_expecting(
+        &self,
+        ctx: &EncryptionContext,
+        ciphertext: &[u8],
+        key: Option<&str>,
+    ) -> Result<Opened> {
+        tracing::debug!(file = ctx.file(), context = %ctx.cli_form(), "KMS Decrypt");
+        let result = self
+            .client
+            .decrypt()
+            .ciphertext_blob(Blob::new(ciphertext.to_vec()))
+            .set_encryption_context(Some(ctx.to_map()))
+            .send()
+            .await;
+        let out = match result {
+            Ok(out) => out,
+            Err(e) => return Err(self.explain_async("decrypt", key, ctx, e).await),
+        };
+        let key_id = out.key_id.unwrap_or_default();
+        out.plaintext
+            .map(|b| Opened {
+                secret: Secret::new(b.into_inner()),
+                key_id,
+            })
+            .ok_or_else(|| Error::aws(format!("KMS returned no plaintext for {}", ctx.file())))
+    }
+}
+
+/// A KMS time as `2026-12-06T21:47:14Z` (whole seconds, UTC).
+fn rfc3339(t: &aws_smithy_types::DateTime) -> Option<String> {
+    let whole = aws_smithy_types::DateTime::from_secs(t.secs());
+    whole
+        .fmt(aws_smithy_types::date_time::Format::DateTime)
+        .ok()
+}
+
+/// The first KMS key ARN in `text` (real KMS names the key in the message
+/// of DisabledException and KMSInvalidStateException).
+fn key_arn_in(text: &str) -> Option<String> {
+    text.split(|c: char| c.is_whitespace() || matches!(c, '\'' | '"' | '(' | ')' | ','))
+        .map(|w| w.trim_end_matches('.'))
+        .find(|w| w.starts_with("arn:aws") && w.contains(":key/"))
+        .map(str::to_string)
+}
+
+/// What state a KMS key is in, as kaws reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum KeyState {
+    Enabled,
+    Disabled,
+    PendingDeletion,
+    /// A key with imported material that is missing or expired.
+    PendingImport,
+    /// Its custom key store is disconnected, or another state in which
+    /// KMS will not use it.
+    Unavailable,
+    /// Deleted, or a wrong id.
+    NotFound,
+    /// DescribeKey was refused or KMS could not be reached.
+    Unknown,
+}
+
+impl KeyState {
+    fn from_aws(state: Option<&str>, enabled: bool) -> Self {
+        match state {
+            Some("Enabled") if enabled => KeyState::Enabled,
+            Some("Enabled") | Some("Disabled") => KeyState::Disabled,
+            Some("PendingDeletion") | Some("PendingReplicaDeletion") => KeyState::PendingDeletion,
+            Some("PendingImport") => KeyState::PendingImport,
+            None if enabled => KeyState::Enabled,
+            None => KeyState::Disabled,
+            Some(_) => KeyState::Unavailable,
+        }
+    }
+
+    /// KMS will not decrypt with a key in this state.
+    pub fn refuses(self) -> bool {
+        !matches!(self, KeyState::Enabled | KeyState::Unknown)
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            KeyState::Enabled => "enabled",
+            KeyState::Disabled => "disabled",
+            KeyState::PendingDeletion => "pending-deletion",
+            KeyState::PendingImport => "pending-import",
+            KeyState::Unavailable => "unavailable",
+            KeyState::NotFound => "not-found",
+            KeyState::Unknown => "unknown",
+        }
+    }
+}
+
+/// One key's health, as `cluster check` reports it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct KeyHealth {
+    /// The key as configured (id, alias or ARN).
+    pub key: String,
+    pub arn: Option<String>,
+    pub state: KeyState,
+    /// KMS' own name of the state (`PendingDeletion`, ...).
+    pub aws_state: Option<String>,
+    /// When a key pending deletion will be deleted (RFC 3339, UTC).
+    pub deletion_date: Option<String>,
+    /// Why the state is unknown or the key not found.
+    pub detail: Option<String>,
+}
+
+impl KeyHealth {
+    /// The state in words: "pending deletion, to be deleted on ...".
+    pub fn describe(&self) -> String {
+        match self.state {
+            KeyState::PendingDeletion => match &self.deletion_date {
+                Some(d) => format!("pending deletion, to be deleted on {d}"),
+                None => "pending deletion".into(),
+            },
+            KeyState::Unavailable => format!(
+                "unavailable (state {})",
+                self.aws_state.as_deref().unwrap_or("?")
+            ),
+            KeyState::Unknown => format!(
+                "of unknown state ({})",
+                self.detail.as_deref().unwrap_or("not described")
+            ),
+            s => s.as_str().replace('-', " "),
+        }
+    }
+
+    fn shown(&self) -> &str {
+        self.arn.as_deref().unwrap_or(&self.key)
+    }
+
+    /// What brings the key back, for a hint.
+    pub fn remedy(&self) -> String {
+        let k = self.shown();
+        match self.state {
+            KeyState::Disabled => format!("a key administrator enables it: `aws kms enable-key --key-id {k}`"),
+            KeyState::PendingDeletion => format!(
+                "a key administrator cancels the deletion{} and enables the key: `aws kms cancel-key-deletion --key-id {k}` then `aws kms enable-key --key-id {k}`; once it is deleted, what it sealed is lost",
+                self.deletion_date.as_deref().map(|d| format!(" before {d}")).unwrap_or_default()
+            ),
+            KeyState::PendingImport => format!("import the key material again (`aws kms import-key-material --key-id {k} ...`)"),
+            KeyState::Unavailable => "reconnect the key's custom key store, or wait for KMS to finish with the key".into(),
+            KeyState::NotFound => "check the key id and the region; a deleted key cannot be brought back, and what it sealed is lost".into(),
+            KeyState::Enabled | KeyState::Unknown => "check your credentials, the key policy and the region".into(),
+        }
+    }
+
+    /// The error of a command that needed this key.
+    pub fn refusal(&self, action: &str, what: &str) -> Error {
+        Error::aws(format!(
+            "KMS: could not {action} {what}: key {} is {}",
+            self.shown(),
+            self.describe()
+        ))
+        .with_hint(self.remedy())
     }
 }
 
@@ -325,8 +563,11 @@ impl AwsKms {
             .plaintext(Blob::new(b"kaws key check".to_vec()))
             .set_encryption_context(Some(ctx.to_map()))
             .send()
-            .await
-            .map_err(|e| self.explain("use", key_id, &ctx, e))?;
+            .await;
+        let out = match out {
+            Ok(out) => out,
+            Err(e) => return Err(self.explain_async("use", Some(key_id), &ctx, e).await),
+        };
         out.key_id
             .ok_or_else(|| Error::aws(format!("KMS: no key ARN returned for key {key_id}")))
     }
@@ -339,7 +580,7 @@ impl Sealer for AwsKms {
         ctx: &EncryptionContext,
         plaintext: &Secret,
     ) -> Result<Vec<u8>> {
-        let out = self
+        let out = match self
             .client
             .encrypt()
             .key_id(key_id)
@@ -347,29 +588,17 @@ impl Sealer for AwsKms {
             .set_encryption_context(Some(ctx.to_map()))
             .send()
             .await
-            .map_err(|e| self.explain("encrypt", key_id, ctx, e))?;
+        {
+            Ok(out) => out,
+            Err(e) => return Err(self.explain_async("encrypt", Some(key_id), ctx, e).await),
+        };
         out.ciphertext_blob
             .map(Blob::into_inner)
             .ok_or_else(|| Error::aws(format!("KMS returned no ciphertext for {}", ctx.file())))
     }
 
     async fn open_keyed(&self, ctx: &EncryptionContext, ciphertext: &[u8]) -> Result<Opened> {
-        tracing::debug!(file = ctx.file(), context = %ctx.cli_form(), "KMS Decrypt");
-        let out = self
-            .client
-            .decrypt()
-            .ciphertext_blob(Blob::new(ciphertext.to_vec()))
-            .set_encryption_context(Some(ctx.to_map()))
-            .send()
-            .await
-            .map_err(|e| self.explain("decrypt", "(named by the ciphertext)", ctx, e))?;
-        let key_id = out.key_id.unwrap_or_default();
-        out.plaintext
-            .map(|b| Opened {
-                secret: Secret::new(b.into_inner()),
-                key_id,
-            })
-            .ok_or_else(|| Error::aws(format!("KMS returned no plaintext for {}", ctx.file())))
+        self.open_expecting(ctx, ciphertext, None).await
     }
 
     async fn reseal_keyed(
@@ -379,7 +608,7 @@ impl Sealer for AwsKms {
         ciphertext: &[u8],
     ) -> Result<(Vec<u8>, String)> {
         let map = ctx.to_map();
-        let out = self
+        let out = match self
             .client
             .re_encrypt()
             .ciphertext_blob(Blob::new(ciphertext.to_vec()))
@@ -388,7 +617,11 @@ impl Sealer for AwsKms {
             .set_destination_encryption_context(Some(map))
             .send()
             .await
-            .map_err(|e| self.explain("re-encrypt", new_key_id, ctx, e))?;
+        {
+            Ok(out) => out,
+            // The source key or the new one: KMS names the one it refused.
+            Err(e) => return Err(self.explain_async("re-encrypt", None, ctx, e).await),
+        };
         let source = out.source_key_id.unwrap_or_default();
         out.ciphertext_blob
             .map(|b| (b.into_inner(), source))
@@ -399,6 +632,55 @@ impl Sealer for AwsKms {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn key_arn_is_found_in_kms_messages() {
+        let arn = "arn:aws:kms:us-west-2:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab";
+        assert_eq!(
+            key_arn_in(&format!("{arn} is disabled.")).as_deref(),
+            Some(arn)
+        );
+        assert_eq!(
+            key_arn_in(&format!("{arn} is pending deletion.")).as_deref(),
+            Some(arn)
+        );
+        assert_eq!(key_arn_in("Key is disabled"), None);
+        assert_eq!(key_arn_in(""), None);
+    }
+
+    #[test]
+    fn key_states() {
+        assert_eq!(KeyState::from_aws(Some("Enabled"), true), KeyState::Enabled);
+        assert_eq!(
+            KeyState::from_aws(Some("Disabled"), false),
+            KeyState::Disabled
+        );
+        assert_eq!(
+            KeyState::from_aws(Some("PendingDeletion"), false),
+            KeyState::PendingDeletion
+        );
+        assert_eq!(
+            KeyState::from_aws(Some("Creating"), false),
+            KeyState::Unavailable
+        );
+        assert!(KeyState::Disabled.refuses() && !KeyState::Unknown.refuses());
+        let h = KeyHealth {
+            key: "alias/k".into(),
+            arn: Some("arn:aws:kms:us-east-1:1:key/k".into()),
+            state: KeyState::PendingDeletion,
+            aws_state: Some("PendingDeletion".into()),
+            deletion_date: Some("2026-12-06T10:00:00Z".into()),
+            detail: None,
+        };
+        let e = h.refusal("decrypt", "alice-key.pem");
+        assert!(
+            e.message()
+                .contains("pending deletion, to be deleted on 2026-12-06T10:00:00Z"),
+            "{}",
+            e.message()
+        );
+        assert!(e.hint().unwrap().contains("cancel-key-deletion"));
+    }
 
     #[test]
     fn context_cli_form() {

@@ -3,6 +3,12 @@
 //! A merge, never an overwrite: every other entry and field of the file
 //! survives, unknown ones included, because the file is handled as a
 //! generic YAML tree. A file that does not parse is refused, never replaced.
+//!
+//! The user is either an exec entry (kubectl runs `kaws admin credential`,
+//! and no key is in the file) or, when asked, the embedded certificate and
+//! key. Every credential field of our user is replaced, so switching from
+//! one to the other leaves nothing of the first behind (an old key is
+//! wiped); like every merge, it keeps the fields that are not credentials.
 
 use std::path::{Path, PathBuf};
 
@@ -36,14 +42,70 @@ pub fn default_path(explicit: Option<&Path>) -> Result<PathBuf> {
     Ok(PathBuf::from(home).join(".kube").join("config"))
 }
 
-/// What to merge in. The key is base64 PEM; it is zeroized after use.
+/// What to merge in.
 pub struct Entry<'a> {
     pub cluster: &'a str,
     pub server: &'a str,
     pub ca_pem: &'a [u8],
     pub user: &'a str,
-    pub cert_pem: &'a [u8],
-    pub key_pem: &'a [u8],
+    pub credentials: Credentials<'a>,
+}
+
+/// How kubectl gets the user's client certificate and key.
+pub enum Credentials<'a> {
+    /// kubectl runs a credential plugin on each call.
+    Exec(&'a ExecPlugin),
+    /// Both in the file, base64 PEM; the key is zeroized after use.
+    Embedded {
+        cert_pem: &'a [u8],
+        key_pem: &'a [u8],
+    },
+}
+
+/// A kubeconfig `exec` entry (client.authentication.k8s.io/v1).
+#[derive(Debug, Clone)]
+pub struct ExecPlugin {
+    /// An absolute path: kubectl runs it from any directory.
+    pub command: String,
+    pub args: Vec<String>,
+    pub env: Vec<(String, String)>,
+    /// What kubectl prints when `command` cannot be run.
+    pub install_hint: String,
+}
+
+impl ExecPlugin {
+    fn to_yaml(&self) -> Value {
+        let env = if self.env.is_empty() {
+            Value::Null
+        } else {
+            Value::Sequence(
+                self.env
+                    .iter()
+                    .map(|(k, v)| {
+                        map(vec![
+                            ("name", k.as_str().into()),
+                            ("value", v.as_str().into()),
+                        ])
+                    })
+                    .collect(),
+            )
+        };
+        map(vec![
+            (
+                "apiVersion",
+                crate::exec_credential::ApiVersion::V1_STR.into(),
+            ),
+            ("command", self.command.as_str().into()),
+            (
+                "args",
+                Value::Sequence(self.args.iter().map(|a| a.as_str().into()).collect()),
+            ),
+            ("env", env),
+            ("interactiveMode", "Never".into()),
+            ("provideClusterInfo", false.into()),
+            ("installHint", self.install_hint.as_str().into()),
+        ])
+    }
 }
 
 fn b64(data: &[u8]) -> String {
@@ -328,29 +390,47 @@ pub fn merged_with_notes(
         &["certificate-authority", "insecure-skip-tls-verify"],
         false,
     );
-    let mut key_b64 = Zeroizing::new(b64(entry.key_pem));
+    // Every other way to authenticate is removed from our user, so
+    // switching between the exec entry and the embedded key leaves nothing
+    // of the other behind (the old key is wiped); fields that are not
+    // credentials survive, as everywhere in a merge.
+    const AUTH: [&str; 10] = [
+        "client-certificate-data",
+        "client-key-data",
+        "client-certificate",
+        "client-key",
+        "token",
+        "tokenFile",
+        "username",
+        "password",
+        "exec",
+        "auth-provider",
+    ];
+    let fields: Vec<(&str, Value)> = match &entry.credentials {
+        Credentials::Exec(plugin) => vec![("exec", plugin.to_yaml())],
+        Credentials::Embedded { cert_pem, key_pem } => {
+            let mut key_b64 = Zeroizing::new(b64(key_pem));
+            vec![
+                ("client-certificate-data", b64(cert_pem).into()),
+                (
+                    "client-key-data",
+                    Value::String(std::mem::take(&mut *key_b64)),
+                ),
+            ]
+        }
+    };
+    let drop: Vec<&str> = AUTH
+        .iter()
+        .copied()
+        .filter(|a| !fields.iter().any(|(k, _)| k == a))
+        .collect();
     notes.extend(update(
         named_list(&mut root, "users", path)?,
         "user",
         entry.user,
         "user",
-        vec![
-            ("client-certificate-data", b64(entry.cert_pem).into()),
-            (
-                "client-key-data",
-                Value::String(std::mem::take(&mut *key_b64)),
-            ),
-        ],
-        &[
-            "client-certificate",
-            "client-key",
-            "token",
-            "tokenFile",
-            "username",
-            "password",
-            "exec",
-            "auth-provider",
-        ],
+        fields,
+        &drop,
         true,
     ));
     notes.extend(update(
@@ -386,6 +466,46 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_exec_entry_follows_the_merge_rules() {
+        let plugin = ExecPlugin {
+            command: "/usr/bin/kaws".into(),
+            args: vec!["admin".into(), "credential".into()],
+            env: vec![],
+            install_hint: "install kaws".into(),
+        };
+        let e = Entry {
+            cluster: "prod",
+            server: "https://kubernetes.example.com",
+            ca_pem: b"CA",
+            user: "alice-prod",
+            credentials: Credentials::Exec(&plugin),
+        };
+        let p = Path::new("config");
+        // In place: the context keeps its namespace, the user its other
+        // fields; every other credential is removed, with a note.
+        let old = b"contexts:\n- name: prod\n  context: {cluster: prod, user: alice-prod, namespace: team}\nusers:\n- name: alice-prod\n  user: {client-key-data: S0VZ, token: t, as: bob}\n";
+        let (text, notes) = merged_with_notes(Some(old), &e, p).unwrap();
+        let v: Value = serde_yaml_ng::from_str(&text).unwrap();
+        assert_eq!(v["contexts"][0]["context"]["namespace"], "team");
+        let user = &v["users"][0]["user"];
+        assert_eq!(user["as"], "bob");
+        assert_eq!(user["exec"]["command"], "/usr/bin/kaws");
+        assert!(user.get("client-key-data").is_none() && user.get("token").is_none());
+        assert!(!text.contains("S0VZ"));
+        for f in ["client-key-data", "token"] {
+            assert!(
+                notes
+                    .iter()
+                    .any(|n| n == &format!("user alice-prod: removed {f}")),
+                "{notes:?}"
+            );
+        }
+        // Two users of that name are refused, as kubectl refuses them.
+        let dup = b"users:\n- name: alice-prod\n  user: {token: a}\n- name: alice-prod\n  user: {token: b}\n";
+        assert!(merged(Some(dup), &e, p).is_err());
+    }
+
+    #[test]
     fn base64_matches_the_standard() {
         assert_eq!(b64(b""), "");
         assert_eq!(b64(b"f"), "Zg==");
@@ -408,11 +528,41 @@ mod tests {
             server: "https://kubernetes.example.com",
             ca_pem: b"CA",
             user: "alice-prod",
-            cert_pem: b"CERT",
-            key_pem: b"KEY",
+            credentials: Credentials::Embedded {
+                cert_pem: b"CERT",
+                key_pem: b"KEY",
+            },
         };
         merge(&p, &e).unwrap();
         merge(&p, &e).unwrap();
+        let v: Value = serde_yaml_ng::from_slice(&std::fs::read(&p).unwrap()).unwrap();
+        assert_eq!(v["users"][1]["user"]["client-key-data"], "S0VZ");
+
+        // Switching to the plugin leaves no key and no certificate behind.
+        let plugin = ExecPlugin {
+            command: "/usr/bin/kaws".into(),
+            args: vec!["admin".into(), "credential".into()],
+            env: vec![("AWS_PROFILE".into(), "ops".into())],
+            install_hint: "install kaws".into(),
+        };
+        let exec = Entry {
+            credentials: Credentials::Exec(&plugin),
+            ..e
+        };
+        merge(&p, &exec).unwrap();
+        let v: Value = serde_yaml_ng::from_slice(&std::fs::read(&p).unwrap()).unwrap();
+        let user = &v["users"][1]["user"];
+        assert_eq!(user.as_mapping().unwrap().len(), 1, "{user:?}");
+        assert_eq!(user["exec"]["command"], "/usr/bin/kaws");
+        assert_eq!(user["exec"]["interactiveMode"], "Never");
+        assert_eq!(user["exec"]["env"][0]["value"], "ops");
+        let e = Entry {
+            credentials: Credentials::Embedded {
+                cert_pem: b"CERT",
+                key_pem: b"KEY",
+            },
+            ..exec
+        };
         let v: Value = serde_yaml_ng::from_slice(&std::fs::read(&p).unwrap()).unwrap();
         assert_eq!(v["current-context"], "other");
         assert_eq!(v["users"].as_sequence().unwrap().len(), 2);

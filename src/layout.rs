@@ -11,6 +11,7 @@
 //!     <cert>.pem                         certificates (public)
 //!     <cert>-key.pem.encrypted           KMS ciphertext of a private key
 //!     <admin>.csr / <admin>.pem          an administrator's request / certificate
+//!     <admin>.kms.json                   the KMS key sealing <admin>-key.pem.encrypted
 //! ```
 //!
 //! Names are validated here too, so that no user input ever becomes a path
@@ -315,6 +316,11 @@ impl ClusterDir {
 
     pub fn admin_key(&self, admin: &AdminName) -> PathBuf {
         self.dir.join(encrypted_key_name(admin.as_str()))
+    }
+
+    /// `<admin>.kms.json`: which KMS key seals the administrator's key.
+    pub fn admin_key_record(&self, admin: &AdminName) -> PathBuf {
+        self.dir.join(format!("{}.kms.json", admin.as_str()))
     }
 
     /// Administrators with a CSR, a certificate or a key in this cluster.

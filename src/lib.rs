@@ -8,6 +8,7 @@
 
 mod der;
 pub mod error;
+pub mod exec_credential;
 pub mod fsutil;
 pub mod kms;
 pub mod kubeconfig;

@@ -20,6 +20,13 @@ impl Secret {
         &self.0
     }
 
+    /// The plaintext, to fill a buffer made with [`Secret::new`] in place.
+    /// Growing it past its capacity would leave an unzeroized copy behind:
+    /// allocate enough first.
+    pub fn expose_mut(&mut self) -> &mut Vec<u8> {
+        &mut self.0
+    }
+
     /// The plaintext as UTF-8 text (a PEM document), if it is text.
     pub fn expose_str(&self) -> Option<&str> {
         std::str::from_utf8(&self.0).ok()

@@ -131,6 +131,54 @@ impl ClusterSettings {
     }
 }
 
+/// `clusters/<cluster>/<admin>.kms.json`: which KMS key seals an
+/// administrator's private key. The ciphertext names its key only in a form
+/// KMS reads, and `cluster check` must know the key to report its health
+/// without decrypting (a primary administrator may not use others' keys).
+/// Public: an ARN is not a secret. Administrators created before kaws
+/// recorded it have none; everything but the health report works without it.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct AdminKeyRecord {
+    /// The key as the administrator gave it (id, alias or ARN).
+    pub kms_key: String,
+    /// The key's ARN when the private key was sealed: an alias may move.
+    pub kms_key_arn: String,
+}
+
+impl AdminKeyRecord {
+    /// The record at `path`, `None` if there is none. A record that does
+    /// not parse or names no valid key is an error naming the file.
+    pub fn load(path: &Path) -> Result<Option<Self>> {
+        // A link, dangling or not, is there: `read_limited` refuses it.
+        if !crate::fsutil::present(path) {
+            return Ok(None);
+        }
+        let bytes = crate::fsutil::read_limited(
+            path,
+            4096,
+            "a KMS key record",
+            "restore the file from git (`git checkout -- <file>`)",
+        )?;
+        let record: AdminKeyRecord = serde_json::from_slice(&bytes).map_err(|e| {
+            Error::input(format!("{}: not a KMS key record: {e}", path.display()))
+                .with_hint("restore the file from git (`git checkout -- <file>`)")
+        })?;
+        for k in [&record.kms_key, &record.kms_key_arn] {
+            validate_kms_key(k).map_err(|e| {
+                Error::input(format!("{}: {}", path.display(), e.message()))
+                    .with_hint("restore the file from git (`git checkout -- <file>`)")
+            })?;
+        }
+        Ok(Some(record))
+    }
+
+    pub fn to_json(&self) -> Vec<u8> {
+        let mut v = serde_json::to_vec_pretty(self).expect("record serializes");
+        v.push(b'\n');
+        v
+    }
+}
+
 fn bad(field: &str, value: &str, why: &str, hint: &str) -> Error {
     let shown: String = value.chars().take(100).collect();
     Error::input(format!("invalid {field} {shown:?}: {why}")).with_hint(hint.to_string())

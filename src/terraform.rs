@@ -324,11 +324,14 @@ fn expected_in_cluster(name: &str) -> bool {
             return true;
         }
     }
+    // `<admin>.kms.json` is not a name Terraform reads (`*.tf.json` and
+    // `*.tfvars.json` are; an administrator's name holds no dot).
     let stem = name
         .strip_suffix(".csr")
         .or_else(|| name.strip_suffix("-key.pem.encrypted"))
-        .or_else(|| name.strip_suffix(".pem"));
-    stem.is_some_and(|s| layout::AdminName::parse(s).is_ok())
+        .or_else(|| name.strip_suffix(".pem"))
+        .or_else(|| name.strip_suffix(".kms.json"));
+    stem.is_some_and(|s| layout::AdminName::parse(s).is_ok()) && !terraform_reads(name)
 }
 
 /// Refuse a cluster directory holding anything kaws did not put there.
@@ -467,6 +470,28 @@ mod tests {
         assert!(parse_version("1.11.4") >= Some(S3_LOCKFILE_VERSION));
         for bad in ["", "x", "1", "1.x.3", "-1.2.3"] {
             assert_eq!(parse_version(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn an_administrators_files_are_expected_and_not_read_by_terraform() {
+        for name in [
+            "alice.csr",
+            "alice.pem",
+            "alice-key.pem.encrypted",
+            "alice.kms.json",
+        ] {
+            assert!(expected_in_cluster(name), "{name}");
+            assert!(!terraform_reads(name), "{name}");
+        }
+        for name in [
+            "alice.tf.json",
+            "alice.kms.tf.json",
+            "alice.auto.tfvars.json",
+            "ca.kms.json",
+            "x.y.kms.json",
+        ] {
+            assert!(!expected_in_cluster(name), "{name}");
         }
     }
 

@@ -210,9 +210,11 @@ fn create_sign_install_and_a_real_mtls_handshake() {
         );
         std::thread::sleep(Duration::from_millis(50));
     }
+    // kubectl runs `kaws admin credential`, which needs the test's AWS.
     let kubectl = |kubeconfig: &Path, extra: &[&str]| {
-        Command::new("kubectl")
-            .arg("--kubeconfig")
+        let mut c = Command::new("kubectl");
+        w.env(&mut c);
+        c.arg("--kubeconfig")
             .arg(kubeconfig)
             .args([
                 "--context",
@@ -242,7 +244,9 @@ fn create_sign_install_and_a_real_mtls_handshake() {
         .unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
     let ca1 = d.join("ca.pem");
-    let refused = Command::new("kubectl")
+    let mut refused = Command::new("kubectl");
+    w.env(&mut refused);
+    let refused = refused
         .arg("--kubeconfig")
         .arg(&kc2)
         .args([

@@ -206,6 +206,12 @@ fn forty_bad_inputs_are_refused_cleanly() {
         with_file("settings bad cidr", tfvars, String::from_utf8_lossy(&settings).replace("10.3.0.0/24", "10.3.0.7/24").into_bytes(), &["admin", "sign", "good", "bob"], "host bits"),
         with_file("settings oversized", tfvars, vec![b' '; 100 * 1024], &["admin", "list", "good"], "too large"),
         with_file("repository file broken", "kaws.json", b"{".to_vec(), &init_args("fresh", &key, "", ""), "kaws.json"),
+        // What the credential plugin reads: a stranger may have committed it.
+        case("plugin repository missing", &["admin", "credential", "good", "alice", "--repository", "/nonexistent"], "not inside a kaws repository"),
+        with_file("plugin garbage certificate", "clusters/good/alice.pem", random.clone(), &["admin", "credential", "good", "alice"], "alice.pem"),
+        with_file("plugin CSR as certificate", "clusters/good/alice.pem", bob_csr.clone(), &["admin", "credential", "good", "alice"], "expected \"CERTIFICATE\""),
+        with_file("plugin garbage ciphertext", "clusters/good/alice-key.pem.encrypted", b"not a ciphertext".to_vec(), &["admin", "credential", "good", "alice"], "does not decrypt"),
+        with_file("plugin oversized ciphertext", "clusters/good/alice-key.pem.encrypted", vec![0; 70 * 1024], &["admin", "credential", "good", "alice"], "too large"),
         // A broken kubeconfig is refused, never clobbered.
         with_file("broken kubeconfig", "kubeconfig-broken", b"users: [ {".to_vec(), &["admin", "install", "good", "alice", "--kubeconfig", "kubeconfig-broken"], "left untouched"),
         with_file("kubeconfig not a mapping", "kubeconfig-list", b"- a\n- b\n".to_vec(), &["admin", "install", "good", "alice", "--kubeconfig", "kubeconfig-list"], "not a mapping"),

@@ -114,6 +114,7 @@ fn main_error_messages() {
         &["cluster", "reencrypt", "nope", "--new-key", "alias/k"],
         &["admin", "sign", "snap", "ghost"],
         &["admin", "install", "snap", "ghost"],
+        &["admin", "credential", "snap", "ghost"],
         &["admin", "create", "snap", "ca", "--kms-key", "alias/k"],
         &["admin", "create", "snap", "ops-key", "--kms-key", "alias/k"],
         &[

@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use kaws::kubeconfig::{merged, Entry};
+use kaws::kubeconfig::{merged, Credentials, Entry, ExecPlugin};
 use kaws::layout::ClusterName;
 use kaws::settings::{Cidr, ClusterSettings};
 use kaws::x509::{decode_pem, verify_csr};
@@ -128,10 +128,17 @@ proptest! {
         for n in &names { yaml.push_str(&format!("- name: {n}\n  cluster: {{server: 'https://{n}'}}\n")); }
         yaml.push_str("users:\n");
         for n in &names { yaml.push_str(&format!("- name: {n}\n  user: {{token: '{token}'}}\n")); }
-        let e = Entry { cluster: "prod", server: "https://k", ca_pem: b"CA", user: "alice-prod", cert_pem: b"C", key_pem: b"K" };
+        let e = Entry { cluster: "prod", server: "https://k", ca_pem: b"CA", user: "alice-prod", credentials: Credentials::Embedded { cert_pem: b"C", key_pem: b"K" } };
         let once = merged(Some(yaml.as_bytes()), &e, Path::new("k")).unwrap();
         let twice = merged(Some(once.as_bytes()), &e, Path::new("k")).unwrap();
         prop_assert_eq!(once.as_str(), twice.as_str(), "merging is idempotent");
+        // Switching to the exec entry is as if the key had never been there.
+        let plugin = ExecPlugin { command: "/bin/kaws".into(), args: vec!["admin".into()], env: vec![], install_hint: "h".into() };
+        let x = Entry { cluster: "prod", server: "https://k", ca_pem: b"CA", user: "alice-prod", credentials: Credentials::Exec(&plugin) };
+        let switched = merged(Some(once.as_bytes()), &x, Path::new("k")).unwrap();
+        let direct = merged(Some(yaml.as_bytes()), &x, Path::new("k")).unwrap();
+        prop_assert_eq!(switched.as_str(), direct.as_str(), "switching leaves nothing behind");
+        prop_assert!(!switched.contains("client-key-data"));
         let v: serde_yaml_ng::Value = serde_yaml_ng::from_str(&once).unwrap();
         prop_assert_eq!(&v["current-context"], "keep");
         for n in &names {
@@ -142,7 +149,39 @@ proptest! {
 
     #[test]
     fn kubeconfig_merge_never_panics(text in ".{0,300}") {
-        let e = Entry { cluster: "prod", server: "https://k", ca_pem: b"CA", user: "a-prod", cert_pem: b"C", key_pem: b"K" };
+        let e = Entry { cluster: "prod", server: "https://k", ca_pem: b"CA", user: "a-prod", credentials: Credentials::Embedded { cert_pem: b"C", key_pem: b"K" } };
         let _ = merged(Some(text.as_bytes()), &e, Path::new("k"));
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(200))]
+
+    /// KUBERNETES_EXEC_INFO comes from whatever runs the plugin.
+    #[test]
+    fn exec_info_never_panics(text in ".{0,300}") {
+        let _ = kaws::exec_credential::requested_version(Some(&text));
+    }
+
+    /// Whatever the key's text, the ExecCredential is one line of JSON that
+    /// gives it back unchanged.
+    #[test]
+    fn exec_credential_is_json_for_any_key_text(key in "\\PC{0,200}", cert in "[ -~\n]{0,100}") {
+        let secret = kaws::secret::Secret::new(key.clone().into_bytes());
+        let t = time::OffsetDateTime::from_unix_timestamp(1_800_000_000).unwrap();
+        let out = kaws::exec_credential::response(kaws::exec_credential::ApiVersion::V1, &cert, &secret, t).unwrap();
+        let v: serde_json::Value = serde_json::from_slice(out.expose()).unwrap();
+        prop_assert_eq!(v["status"]["clientKeyData"].as_str().unwrap(), key.as_str());
+        prop_assert_eq!(v["status"]["clientCertificateData"].as_str().unwrap(), cert.as_str());
+        prop_assert_eq!(out.expose().iter().filter(|b| **b == b'\n').count(), 1);
+    }
+
+    /// `<admin>.kms.json` is a file anyone who can commit may write.
+    #[test]
+    fn key_record_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..300)) {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("alice.kms.json");
+        std::fs::write(&p, &bytes).unwrap();
+        let _ = kaws::settings::AdminKeyRecord::load(&p);
     }
 }

@@ -18,10 +18,10 @@ use crate::kubeconfig;
 use crate::layout::{self, AdminName, ClusterDir, ClusterName, Repo};
 use crate::lock;
 use crate::pki::{self, Ca, PrivateKey, Subject};
-use crate::settings::{ClusterSettings, KeyAlgorithm};
+use crate::settings::{AdminKeyRecord, ClusterSettings, KeyAlgorithm};
 use crate::x509;
 
-fn aws_for(settings: &ClusterSettings, aws: &AwsOptions) -> AwsOptions {
+pub(super) fn aws_for(settings: &ClusterSettings, aws: &AwsOptions) -> AwsOptions {
     let mut aws = aws.clone();
     if aws.region.is_none() {
         aws.region = Some(settings.region.clone());
@@ -29,7 +29,10 @@ fn aws_for(settings: &ClusterSettings, aws: &AwsOptions) -> AwsOptions {
     aws
 }
 
-fn open_cluster(repo: &Repo, cluster: &ClusterName) -> Result<(ClusterDir, ClusterSettings)> {
+pub(super) fn open_cluster(
+    repo: &Repo,
+    cluster: &ClusterName,
+) -> Result<(ClusterDir, ClusterSettings)> {
     let dir = repo.cluster(cluster);
     dir.require()?;
     let settings = ClusterSettings::load(&dir.settings())?;
@@ -94,6 +97,7 @@ pub struct AdminCreate {
 pub struct AdminCreated {
     pub csr: PathBuf,
     pub key: PathBuf,
+    pub record: PathBuf,
     pub fingerprint: String,
 }
 
@@ -114,7 +118,8 @@ pub fn admin_create(repo: &Repo, opts: AdminCreate) -> Result<AdminCreated> {
     let csr_path = dir.admin_csr(&opts.name);
     let key_path = dir.admin_key(&opts.name);
     let cert_path = dir.admin_cert(&opts.name);
-    for p in [&csr_path, &key_path, &cert_path] {
+    let record_path = dir.admin_key_record(&opts.name);
+    for p in [&csr_path, &key_path, &cert_path, &record_path] {
         if fsutil::present(p) {
             return Err(Error::conflict(format!(
                 "{}: administrator {} already exists in cluster {}",
@@ -137,22 +142,33 @@ pub fn admin_create(repo: &Repo, opts: AdminCreate) -> Result<AdminCreated> {
             kms.check_key(&opts.kms_key, "the administrator's key"),
             async { PrivateKey::generate(alg) }
         );
-        checked?;
+        let arn = checked?;
         let key = key?;
         let csr = crate::der::csr(&key, &Subject::for_admin(opts.name.as_str(), &opts.groups))?;
         let ctx = EncryptionContext::new(&opts.cluster, layout::key_name(opts.name.as_str()));
         let blob = kms.seal(&opts.kms_key, &ctx, &key.to_secret()).await?;
         let fingerprint = pki::fingerprint(&key.public_key_der());
         drop(key);
+        let record = AdminKeyRecord {
+            kms_key: opts.kms_key.clone(),
+            kms_key_arn: arn,
+        };
         // The key first, the CSR last: a CSR is only ever there with its key.
         fsutil::write_new(&key_path, &blob, Mode::Public)?;
-        if let Err(e) = fsutil::write_new(&csr_path, csr.as_bytes(), Mode::Public) {
+        let rest =
+            fsutil::write_new(&record_path, &record.to_json(), Mode::Public).and_then(|_| {
+                fsutil::write_new(&csr_path, csr.as_bytes(), Mode::Public).inspect_err(|_| {
+                    let _ = std::fs::remove_file(&record_path);
+                })
+            });
+        if let Err(e) = rest {
             let _ = std::fs::remove_file(&key_path);
             return Err(e);
         }
         Ok(AdminCreated {
             csr: csr_path,
             key: key_path,
+            record: record_path,
             fingerprint,
         })
     })?
@@ -349,6 +365,71 @@ pub struct AdminInstall {
     pub kubeconfig: Option<PathBuf>,
     pub server: Option<String>,
     pub aws: AwsOptions,
+    /// How kubectl gets the credential.
+    pub mode: InstallMode,
+}
+
+/// What `admin install` writes into the kubeconfig.
+#[derive(Debug, Clone)]
+pub enum InstallMode {
+    /// An exec entry: kubectl runs `<kaws> admin credential ...` on each call.
+    Exec {
+        /// The kaws binary kubectl will run (an absolute path).
+        kaws: PathBuf,
+    },
+    /// The decrypted key itself, in the file (`--embed`).
+    Embed,
+}
+
+/// The exec entry for `name` of `cluster`: the repository and the binary
+/// by absolute path (kubectl runs it from whatever directory it is in), the
+/// profile and region the install was given, so kubectl reaches KMS as the
+/// install did.
+pub fn exec_plugin(
+    kaws: &std::path::Path,
+    repo: &Repo,
+    cluster: &ClusterName,
+    name: &AdminName,
+    aws: &AwsOptions,
+) -> Result<kubeconfig::ExecPlugin> {
+    let text = |p: &std::path::Path, what: &str| {
+        p.to_str().map(str::to_string).ok_or_else(|| {
+            Error::input(format!(
+                "{}: the path of {what} is not UTF-8, so a kubeconfig cannot name it",
+                p.display()
+            ))
+            .with_hint("move it to a path of UTF-8 characters, or pass --embed")
+        })
+    };
+    let command = text(kaws, "the kaws binary")?;
+    let root =
+        std::path::absolute(repo.root()).map_err(|e| Error::io("resolve", repo.root(), e))?;
+    let mut args = vec![
+        "admin".to_string(),
+        "credential".into(),
+        cluster.to_string(),
+        name.to_string(),
+        "--repository".into(),
+        text(&root, "the repository")?,
+    ];
+    if let Some(r) = &aws.region {
+        args.extend(["--region".to_string(), r.clone()]);
+    }
+    let env = aws
+        .profile
+        .iter()
+        .map(|p| ("AWS_PROFILE".to_string(), p.clone()))
+        .collect();
+    Ok(kubeconfig::ExecPlugin {
+        command,
+        args,
+        env,
+        install_hint: format!(
+            "kubectl runs {} to get {name}'s credential for cluster {cluster}; if it moved, run `kaws admin install {cluster} {name}` again (in {})",
+            kaws.display(),
+            root.display()
+        ),
+    })
 }
 
 /// Where the credentials went, and what existing entries of that
@@ -360,30 +441,11 @@ pub struct AdminInstalled {
 }
 
 pub fn admin_install(repo: &Repo, opts: AdminInstall) -> Result<AdminInstalled> {
-    let (dir, settings) = open_cluster(repo, &opts.cluster)?;
-    let cert_path = dir.admin_cert(&opts.name);
-    if !fsutil::present(&cert_path) {
-        return Err(Error::input(format!("{}: administrator {} is not signed yet", cert_path.display(), opts.name))
-            .with_hint(format!("a primary administrator runs `kaws admin sign {} {}` and commits the certificate; then pull and run this again", opts.cluster, opts.name)));
-    }
-    let cert_pem = x509::read_pem_file(&cert_path)?;
-    let cert = x509::parse_cert(&cert_pem, &cert_path)?;
-    if cert.not_after < OffsetDateTime::now_utc() {
-        return Err(Error::input(format!(
-            "{}: the certificate expired on {}",
-            cert_path.display(),
-            cert.not_after.date()
-        ))
-        .with_hint(format!(
-            "ask a primary administrator to run `kaws admin sign {} {} --renew`",
-            opts.cluster, opts.name
-        )));
-    }
+    let material = super::credential::AdminMaterial::load(repo, &opts.cluster, &opts.name)?;
+    let dir = repo.cluster(&opts.cluster);
     let ca_path = dir.file(&layout::cert_name(pki::CA.stem));
     let ca_pem = x509::read_pem_file(&ca_path)?;
     x509::parse_cert(&ca_pem, &ca_path)?;
-    let key_path = dir.admin_key(&opts.name);
-    let blob = fsutil::read_ciphertext(&key_path)?;
     let server = match &opts.server {
         Some(s) => {
             if !(s.starts_with("https://") || s.starts_with("http://"))
@@ -396,28 +458,37 @@ pub fn admin_install(repo: &Repo, opts: AdminInstall) -> Result<AdminInstalled> 
         }
         None => format!(
             "https://kubernetes.{}",
-            settings.domain.trim_end_matches('.')
+            material.settings.domain.trim_end_matches('.')
         ),
     };
+    let plugin = match &opts.mode {
+        InstallMode::Exec { kaws } => Some(exec_plugin(
+            kaws,
+            repo,
+            &opts.cluster,
+            &opts.name,
+            &opts.aws,
+        )?),
+        InstallMode::Embed => None,
+    };
     let path = kubeconfig::default_path(opts.kubeconfig.as_deref())?;
-    let aws = aws_for(&settings, &opts.aws);
+    let aws = material.aws(&opts.aws);
     let notes = super::block_on(async {
         let kms = super::kms(&aws).await;
-        let ctx = EncryptionContext::new(&opts.cluster, layout::key_name(opts.name.as_str()));
-        let secret = kms.open(&ctx, &blob).await?;
-        let key = PrivateKey::from_secret(&secret, &key_path.display().to_string())?;
-        if key.public_key_der() != cert.spki_der {
-            return Err(Error::input(format!(
-                "{}: the certificate is not for the key in {}",
-                cert_path.display(),
-                key_path.display()
-            ))
-            .with_hint(
-                "the certificate may belong to an older key; ask for `kaws admin sign --renew`",
-            ));
-        }
-        drop(key);
+        // Decrypted even for an exec entry: an entry the plugin would
+        // refuse is not written.
+        let secret = material.open_key(&kms).await?;
         let user = format!("{}-{}", opts.name, opts.cluster);
+        let credentials = match &plugin {
+            Some(p) => {
+                drop(secret);
+                kubeconfig::Credentials::Exec(p)
+            }
+            None => kubeconfig::Credentials::Embedded {
+                cert_pem: &material.cert_pem,
+                key_pem: secret.expose(),
+            },
+        };
         let notes = kubeconfig::merge(
             &path,
             &kubeconfig::Entry {
@@ -425,8 +496,7 @@ pub fn admin_install(repo: &Repo, opts: AdminInstall) -> Result<AdminInstalled> 
                 server: &server,
                 ca_pem: &ca_pem,
                 user: &user,
-                cert_pem: &cert_pem,
-                key_pem: secret.expose(),
+                credentials,
             },
         )?;
         Ok::<_, Error>(notes)
@@ -527,4 +597,34 @@ pub fn admin_list(repo: &Repo, cluster: &ClusterName) -> Result<Vec<AdminStatus>
         out.push(st);
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_exec_entry_names_binary_repository_profile_and_region() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join(layout::MARKER), "{}").unwrap();
+        let repo = Repo::at(dir.path()).unwrap();
+        let c = ClusterName::parse("prod").unwrap();
+        let n = AdminName::parse("alice").unwrap();
+        let kaws = std::path::Path::new("/usr/local/bin/kaws");
+        let plain = exec_plugin(kaws, &repo, &c, &n, &AwsOptions::default()).unwrap();
+        assert_eq!(plain.command, "/usr/local/bin/kaws");
+        let root = dir.path().to_str().unwrap();
+        assert_eq!(
+            plain.args,
+            ["admin", "credential", "prod", "alice", "--repository", root]
+        );
+        assert!(plain.env.is_empty());
+        let aws = AwsOptions {
+            profile: Some("ops".into()),
+            region: Some("eu-west-1".into()),
+        };
+        let with = exec_plugin(kaws, &repo, &c, &n, &aws).unwrap();
+        assert_eq!(with.args[6..], ["--region", "eu-west-1"]);
+        assert_eq!(with.env, [("AWS_PROFILE".to_string(), "ops".to_string())]);
+    }
 }

@@ -6,6 +6,13 @@
 //! decrypt under its context (unless offline) and match its certificate;
 //! no plaintext private key may sit anywhere in the repository; every
 //! administrator is reported with its state. The table drives all of it.
+//!
+//! Online, the health of every KMS key involved is reported too: the
+//! cluster's key and each administrator's (from `<admin>.kms.json`), with
+//! DescribeKey. A cluster key that is disabled, pending deletion or gone
+//! fails the check: the cluster's keys cannot be used, and once the key is
+//! deleted they are lost. An administrator's key in that state is a warning
+//! for that administrator.
 
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
@@ -18,10 +25,10 @@ use x509_parser::prelude::{FromDer, X509Certificate};
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::fsutil::{self, TEMP_PREFIX};
-use crate::kms::{AwsOptions, EncryptionContext, Sealer};
+use crate::kms::{AwsKms, AwsOptions, EncryptionContext, KeyHealth};
 use crate::layout::{self, AdminName, ClusterName, Repo};
 use crate::pki::{self, CertSpec, ExtUsage, KeyUsage, PrivateKey, Sans};
-use crate::settings::ClusterSettings;
+use crate::settings::{AdminKeyRecord, ClusterSettings};
 use crate::x509;
 
 /// Certificates closer than this to their end are reported as warnings.
@@ -71,6 +78,9 @@ pub struct CheckReport {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub kms_error: Option<KmsError>,
     pub findings: Vec<Finding>,
+    /// The health of the cluster's KMS key and of each administrator's
+    /// (empty with --offline).
+    pub kms_keys: Vec<KmsKeyFinding>,
 }
 
 /// Why the keys could not be checked, and what to do.
@@ -82,8 +92,104 @@ pub struct KmsError {
 
 impl CheckReport {
     pub fn failed(&self) -> bool {
-        self.findings.iter().any(|f| f.state.is_failure())
+        self.failures() > 0
     }
+
+    /// How many findings and keys fail the check.
+    pub fn failures(&self) -> usize {
+        self.findings
+            .iter()
+            .filter(|f| f.state.is_failure())
+            .count()
+            + self.kms_keys.iter().filter(|k| k.failed).count()
+    }
+}
+
+/// One KMS key's health, and whose key it is.
+#[derive(Debug, Clone, Serialize)]
+pub struct KmsKeyFinding {
+    /// `cluster`, or the administrator's name.
+    pub owner: String,
+    /// `cluster` or `admin`.
+    pub kind: &'static str,
+    #[serde(flatten)]
+    pub health: KeyHealth,
+    /// Whether this fails the check (only the cluster's key can).
+    pub failed: bool,
+    pub problem: Option<String>,
+}
+
+impl KmsKeyFinding {
+    fn new(owner: &str, kind: &'static str, health: KeyHealth) -> Self {
+        let refuses = health.state.refuses();
+        let problem = match (refuses, kind) {
+            (true, "cluster") => Some(format!(
+                "the cluster's keys cannot be decrypted while the key is {}: {}",
+                health.describe(),
+                health.remedy()
+            )),
+            (true, _) => Some(format!(
+                "{owner} cannot use the cluster while the key is {}: {}",
+                health.describe(),
+                health.remedy()
+            )),
+            (false, _) => health.detail.clone(),
+        };
+        KmsKeyFinding {
+            owner: owner.to_string(),
+            kind,
+            failed: refuses && kind == "cluster",
+            health,
+            problem,
+        }
+    }
+}
+
+/// The cluster's key and every administrator's key, described concurrently
+/// (at most 16 requests in flight).
+async fn key_health(
+    kms: &AwsKms,
+    dir: &layout::ClusterDir,
+    settings: &ClusterSettings,
+) -> Result<Vec<KmsKeyFinding>> {
+    use futures::stream::{self, StreamExt};
+    // Each owner's key id, or why it is not known.
+    type Wanted = (String, &'static str, std::result::Result<String, String>);
+    let mut wanted: Vec<Wanted> =
+        vec![("cluster".into(), "cluster", Ok(settings.kms_key_id.clone()))];
+    for name in dir.admins()? {
+        if !fsutil::present(&dir.admin_key(&name)) {
+            continue;
+        }
+        let record = dir.admin_key_record(&name);
+        let key = match AdminKeyRecord::load(&record) {
+            Ok(Some(r)) => Ok(r.kms_key_arn),
+            Ok(None) => Err(format!(
+                "not recorded: {name} was created before kaws recorded the key in {}",
+                record.file_name().unwrap_or_default().to_string_lossy()
+            )),
+            Err(e) => Err(e.message().to_string()),
+        };
+        wanted.push((name.to_string(), "admin", key));
+    }
+    let found = stream::iter(wanted.into_iter().map(|(owner, kind, key)| async move {
+        let health = match key {
+            Ok(k) => kms.key_health(&k).await,
+            Err(why) => KeyHealth {
+                key: "-".into(),
+                arn: None,
+                state: crate::kms::KeyState::Unknown,
+                aws_state: None,
+                deletion_date: None,
+                detail: Some(why),
+            },
+        };
+        KmsKeyFinding::new(&owner, kind, health)
+    }))
+    .buffered(16)
+    .collect::<Vec<_>>()
+    .await;
+    Ok(found)
 }
 
 /// The cluster CA, parsed once and shared by every check.
@@ -387,26 +493,48 @@ pub fn cluster_check(
     }
 
     let mut kms_error = None;
+    let mut kms_keys = Vec::new();
     if !offline {
         let mut aws = aws.clone();
         if aws.region.is_none() {
             aws.region = Some(settings.region.clone());
         }
-        let (results, named) = super::block_on(async {
+        let (results, named, health) = super::block_on(async {
             let kms = super::kms(&aws).await;
             let keys = join_all(pki::CLUSTER_CERTS.iter().map(|spec| {
                 let kms = &kms;
                 let path = dir.file(&layout::encrypted_key_name(spec.stem));
+                let key_id = settings.kms_key_id.as_str();
                 async move {
                     let blob = fsutil::read_ciphertext(&path)?;
                     let ctx = EncryptionContext::new(cluster, layout::key_name(spec.stem));
-                    let opened = kms.open_keyed(&ctx, &blob).await?;
+                    let opened = kms.open_expecting(&ctx, &blob, Some(key_id)).await?;
                     let key = PrivateKey::from_secret(&opened.secret, &path.display().to_string())?;
                     Ok::<_, Error>((key.public_key_der(), opened.key_id))
                 }
             }));
-            futures::join!(keys, kms.key_arn(&settings.kms_key_id, cluster))
+            let (results, named, mut health) = futures::join!(
+                keys,
+                kms.key_arn(&settings.kms_key_id, cluster),
+                key_health(&kms, &dir, &settings)
+            );
+            // The cluster's key is the one KMS says sealed ca-key.pem.encrypted:
+            // if the settings name another (refused below), describe that one.
+            let sealing = results
+                .first()
+                .and_then(|r| r.as_ref().ok())
+                .map(|(_, id)| id.clone());
+            if let (Ok(n), Some(s), Ok(found)) = (&named, &sealing, &mut health) {
+                if n != s {
+                    if let Some(cluster_key) = found.first_mut().filter(|k| k.kind == "cluster") {
+                        *cluster_key =
+                            KmsKeyFinding::new("cluster", "cluster", kms.key_health(s).await);
+                    }
+                }
+            }
+            (results, named, health)
         })?;
+        kms_keys = health?;
         // Every key must be sealed under the key that seals the CA's, and
         // the settings must name that key.
         let sealing = results
@@ -500,6 +628,7 @@ pub fn cluster_check(
         offline,
         kms_error,
         findings,
+        kms_keys,
     })
 }
 

@@ -323,7 +323,8 @@ pub fn cluster_renew(repo: &Repo, opts: ClusterRenew) -> Result<Vec<String>> {
             let opened = try_join_all(kept.iter().map(|(spec, blob)| {
                 let kms = &kms;
                 let ctx = EncryptionContext::new(cluster, layout::key_name(spec.stem));
-                async move { kms.open_keyed(&ctx, blob).await }
+                let sealing_key = &sealing_key;
+                async move { kms.open_expecting(&ctx, blob, Some(sealing_key)).await }
             }))
             .await?;
             for ((spec, _), opened) in kept.iter().zip(opened) {

@@ -4,19 +4,23 @@
 mod admin;
 mod check;
 mod cluster;
+mod credential;
 mod repo;
 mod terraform;
 
 pub use admin::{
-    admin_create, admin_install, admin_list, admin_sign, normalize_fingerprint, AdminCreate,
-    AdminCreated, AdminInstall, AdminInstalled, AdminSign, AdminState, AdminStatus, SignPrompt,
+    admin_create, admin_install, admin_list, admin_sign, exec_plugin, normalize_fingerprint,
+    AdminCreate, AdminCreated, AdminInstall, AdminInstalled, AdminSign, AdminState, AdminStatus,
+    InstallMode, SignPrompt,
 };
 pub use check::{
-    cluster_check, looks_like_private_key, CheckReport, Finding, KmsError, State, WARN_DAYS,
+    cluster_check, looks_like_private_key, CheckReport, Finding, KmsError, KmsKeyFinding, State,
+    WARN_DAYS,
 };
 pub use cluster::{
     cluster_init, cluster_reencrypt, cluster_renew, ClusterInit, ClusterInitReport, ClusterRenew,
 };
+pub use credential::{admin_credential, AdminCredential};
 pub use repo::{init, RepoInit};
 pub use terraform::{cluster_terraform, ensure_init, ClusterTerraform};
 
@@ -57,13 +61,13 @@ pub(crate) async fn open_ca(
     dir: &crate::layout::ClusterDir,
     settings: &crate::settings::ClusterSettings,
 ) -> Result<(crate::pki::PrivateKey, String)> {
-    use crate::kms::{EncryptionContext, Sealer};
+    use crate::kms::EncryptionContext;
     use crate::layout;
     let path = dir.file(&layout::encrypted_key_name(crate::pki::CA.stem));
     let blob = crate::fsutil::read_ciphertext(&path)?;
     let ctx = EncryptionContext::new(dir.name(), layout::key_name(crate::pki::CA.stem));
     let (opened, named) = futures::join!(
-        kms.open_keyed(&ctx, &blob),
+        kms.open_expecting(&ctx, &blob, Some(&settings.kms_key_id)),
         kms.key_arn(&settings.kms_key_id, dir.name())
     );
     let opened = opened?;

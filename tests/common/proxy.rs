@@ -148,3 +148,63 @@ pub fn start(upstream: &str, fault: Fault, count: usize) -> Proxy {
         faults_injected,
     }
 }
+
+/// Start a proxy to `upstream` that answers every request for the KMS
+/// operation `target` (the `X-Amz-Target` suffix, such as `Decrypt`) with
+/// HTTP 400 and the error `code` and `message`, as real KMS does where moto
+/// does not (moto decrypts under a disabled key); every other request goes
+/// to moto.
+pub fn start_refusing(upstream: &str, target: &str, code: &str, message: &str) -> Proxy {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let requests = Arc::new(AtomicUsize::new(0));
+    let faults_injected = Arc::new(AtomicUsize::new(0));
+    let (r, f) = (requests.clone(), faults_injected.clone());
+    let upstream = upstream.to_string();
+    let header = format!(
+        "x-amz-target: trentservice.{}\r\n",
+        target.to_ascii_lowercase()
+    );
+    let body = format!(
+        "{{\"__type\":\"{code}\",\"message\":{}}}",
+        serde_json::to_string(message).unwrap()
+    );
+    let refusal = format!(
+        "HTTP/1.1 400 Bad Request\r\nContent-Type: application/x-amz-json-1.1\r\nx-amzn-ErrorType: {code}\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .into_bytes();
+    std::thread::spawn(move || {
+        for conn in listener.incoming().flatten() {
+            let (r, f, upstream) = (r.clone(), f.clone(), upstream.clone());
+            let (header, refusal) = (header.clone(), refusal.clone());
+            std::thread::spawn(move || {
+                let mut writer = conn.try_clone().unwrap();
+                let mut reader = BufReader::new(conn);
+                while let Some(req) = read_request(&mut reader) {
+                    r.fetch_add(1, Ordering::SeqCst);
+                    let refuse = String::from_utf8_lossy(&req)
+                        .to_ascii_lowercase()
+                        .contains(&header);
+                    let answer = if refuse {
+                        f.fetch_add(1, Ordering::SeqCst);
+                        refusal.clone()
+                    } else {
+                        match forward(&upstream, &req) {
+                            Some(a) => a,
+                            None => return,
+                        }
+                    };
+                    if writer.write_all(&answer).is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    Proxy {
+        url,
+        requests,
+        faults_injected,
+    }
+}

@@ -26,8 +26,30 @@ fn main() -> ExitCode {
         .with_target(cli.global.verbose > 1)
         .with_env_filter(tracing_subscriber::EnvFilter::new(level))
         .init();
+    // kubectl shows an exec plugin's stderr among its own lines: one line,
+    // no colour, saying who speaks.
+    let plugin = matches!(
+        cli.command,
+        cli::Command::Admin(commands::admin::AdminCommand::Credential(_))
+    );
     match commands::run(cli) {
         Ok(code) => code,
+        Err(e) if plugin => {
+            // Escaped first, as every message is (M3): a file name's line
+            // break or escape sequence is shown, not obeyed.
+            let one_line = |s: &str| {
+                kaws::text::escape(s)
+                    .split_whitespace()
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            };
+            let mut line = format!("kaws: error: {}", one_line(e.message()));
+            if let Some(hint) = e.hint() {
+                line.push_str(&format!("; help: {}", one_line(hint)));
+            }
+            let _ = writeln!(std::io::stderr().lock(), "{line}");
+            ExitCode::from(e.kind().exit_code())
+        }
         Err(e) => {
             let mut err = std::io::stderr().lock();
             let (red, cyan, reset) = if style::stderr_enabled() {

@@ -3,8 +3,11 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Subcommand};
+use kaws::layout::Repo;
 use kaws::layout::{AdminName, ClusterName};
-use kaws::ops::{self, AdminCreate, AdminInstall, AdminSign, SignPrompt};
+use kaws::ops::{
+    self, AdminCreate, AdminCredential, AdminInstall, AdminSign, InstallMode, SignPrompt,
+};
 use kaws::Result;
 
 use crate::cli::{GlobalArgs, OutputFormat};
@@ -17,6 +20,8 @@ pub enum AdminCommand {
     Sign(SignArgs),
     /// Install your signed credentials into your kubeconfig
     Install(InstallArgs),
+    /// Print your credential for kubectl (an exec credential plugin; `admin install` sets it up)
+    Credential(CredentialArgs),
     /// List a cluster's administrators with their state and expiry
     List(ListArgs),
 }
@@ -69,17 +74,50 @@ pub struct SignArgs {
 }
 
 #[derive(Args, Debug)]
+#[command(
+    long_about = "Install your signed credentials into your kubeconfig.\n\n\
+Merges a cluster, a user <NAME>-<CLUSTER> and a context <CLUSTER> into the kubeconfig; every \
+other cluster, user and context is kept, and the current context is set only if there is none. \
+Your key is decrypted once to check that it matches your certificate.\n\n\
+By default the user is a kubectl exec entry: kubectl runs `kaws admin credential` (this binary \
+and this repository, by absolute path) on each call, which decrypts your key with KMS in memory \
+and hands it to kubectl; no key is written to any file. With --embed the decrypted key itself \
+is written into the kubeconfig (mode 0600), for a self-contained file. Running install again \
+switches between the two cleanly. --profile and --region, if given, are recorded in the entry."
+)]
 pub struct InstallArgs {
     /// The cluster
     pub cluster: String,
     /// Your administrator name
     pub name: String,
+    /// Write the decrypted key into the kubeconfig instead of an exec entry
+    #[arg(long)]
+    pub embed: bool,
     /// The kubeconfig to merge into (default: the first path of KUBECONFIG, else ~/.kube/config)
     #[arg(long, value_name = "PATH")]
     pub kubeconfig: Option<PathBuf>,
     /// The API server URL (default: https://kubernetes.<domain>)
     #[arg(long, value_name = "URL")]
     pub server: Option<String>,
+}
+
+#[derive(Args, Debug)]
+#[command(
+    long_about = "Print your credential for kubectl: a kubectl exec credential plugin.\n\n\
+Reads your certificate and sealed key from the repository, decrypts the key with KMS in \
+memory, and prints an ExecCredential (client.authentication.k8s.io/v1, or the version \
+KUBERNETES_EXEC_INFO asks for) with the certificate, the key and the certificate's expiry on \
+stdout. It writes no file. Errors are one line on stderr, which kubectl shows. \
+`kaws admin install` writes the kubeconfig entry that runs it."
+)]
+pub struct CredentialArgs {
+    /// The cluster
+    pub cluster: String,
+    /// Your administrator name
+    pub name: String,
+    /// The kaws repository (default: the one containing the current directory)
+    #[arg(long, value_name = "DIR")]
+    pub repository: Option<PathBuf>,
 }
 
 #[derive(Args, Debug)]
@@ -92,8 +130,12 @@ pub struct ListArgs {
 }
 
 pub fn run(cmd: AdminCommand, global: &GlobalArgs) -> Result<ExitCode> {
+    if let AdminCommand::Credential(a) = cmd {
+        return credential(a, global);
+    }
     let repo = super::current_repo()?;
     match cmd {
+        AdminCommand::Credential(_) => unreachable!("handled above"),
         AdminCommand::Create(a) => {
             let cluster = ClusterName::parse(&a.cluster)?;
             let name = AdminName::parse(&a.name)?;
@@ -111,8 +153,9 @@ pub fn run(cmd: AdminCommand, global: &GlobalArgs) -> Result<ExitCode> {
             )?;
             crate::infoln!("Wrote {}", made.csr.display());
             crate::infoln!("Wrote {}", made.key.display());
+            crate::infoln!("Wrote {}", made.record.display());
             crate::infoln!("Public key fingerprint (SHA-256): {}", made.fingerprint);
-            crate::infoln!("Commit both files, and give this fingerprint to a primary administrator through another channel.");
+            crate::infoln!("Commit these files, and give this fingerprint to a primary administrator through another channel.");
         }
         AdminCommand::Sign(a) => {
             let cluster = ClusterName::parse(&a.cluster)?;
@@ -199,6 +242,13 @@ pub fn run(cmd: AdminCommand, global: &GlobalArgs) -> Result<ExitCode> {
         AdminCommand::Install(a) => {
             let cluster = ClusterName::parse(&a.cluster)?;
             let name = AdminName::parse(&a.name)?;
+            let mode = if a.embed {
+                InstallMode::Embed
+            } else {
+                InstallMode::Exec {
+                    kaws: this_binary()?,
+                }
+            };
             let installed = ops::admin_install(
                 &repo,
                 AdminInstall {
@@ -207,6 +257,7 @@ pub fn run(cmd: AdminCommand, global: &GlobalArgs) -> Result<ExitCode> {
                     kubeconfig: a.kubeconfig,
                     server: a.server,
                     aws: global.aws(),
+                    mode,
                 },
             )?;
             // What changed in entries that were there is always shown, -q or not.
@@ -218,6 +269,13 @@ pub fn run(cmd: AdminCommand, global: &GlobalArgs) -> Result<ExitCode> {
                 installed.path.display(),
                 c = a.cluster
             );
+            if a.embed {
+                crate::infoln!("Your decrypted key is in that file (mode 0600): keep it to yourself, or run install again without --embed.");
+            } else {
+                crate::infoln!(
+                    "No key was written: kubectl runs `kaws admin credential` for each call."
+                );
+            }
             crate::infoln!("Use it with `kubectl --context {} ...`", a.cluster);
         }
         AdminCommand::List(a) => {
@@ -264,6 +322,69 @@ pub fn run(cmd: AdminCommand, global: &GlobalArgs) -> Result<ExitCode> {
                         }
                     }
                 }
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The kaws binary for kubectl to run, by absolute path. The path it was
+/// started by is kept when it names this binary, so that a link a package
+/// manager updates (/usr/local/bin/kaws) survives upgrades; otherwise the
+/// resolved path of the running executable.
+fn this_binary() -> Result<PathBuf> {
+    let exe = std::env::current_exe().map_err(|e| {
+        kaws::Error::io("find the path of", &PathBuf::from("kaws"), e)
+            .with_hint("pass --embed, or run kaws by its full path")
+    })?;
+    let same =
+        |p: &std::path::Path| std::fs::canonicalize(p).ok() == std::fs::canonicalize(&exe).ok();
+    let invoked = std::env::args_os().next().map(PathBuf::from);
+    let candidate = match invoked {
+        Some(p) if p.components().count() > 1 => std::path::absolute(&p).ok(),
+        Some(p) => std::env::var_os("PATH").and_then(|paths| {
+            std::env::split_paths(&paths)
+                .filter(|d| d.is_absolute())
+                .map(|d| d.join(&p))
+                .find(|c| c.is_file())
+        }),
+        None => None,
+    };
+    Ok(candidate.filter(|c| same(c)).unwrap_or(exe))
+}
+
+/// `kaws admin credential`: the credential goes to stdout in one piece,
+/// written straight to the file descriptor, so that no buffer of the
+/// standard library keeps a copy of the key.
+fn credential(a: CredentialArgs, global: &GlobalArgs) -> Result<ExitCode> {
+    let cluster = ClusterName::parse(&a.cluster)?;
+    let name = AdminName::parse(&a.name)?;
+    let repo = match &a.repository {
+        Some(dir) => Repo::at(dir)?,
+        None => super::current_repo()?,
+    };
+    let credential = ops::admin_credential(
+        &repo,
+        AdminCredential {
+            cluster,
+            name,
+            aws: global.aws(),
+            exec_info: std::env::var(kaws::exec_credential::EXEC_INFO_VAR).ok(),
+        },
+    )?;
+    let stdout = std::io::stdout();
+    let _lock = stdout.lock();
+    let mut rest = credential.expose();
+    while !rest.is_empty() {
+        match rustix::io::write(&stdout, rest) {
+            Ok(n) => rest = &rest[n..],
+            Err(rustix::io::Errno::INTR) => {}
+            Err(e) => {
+                return Err(kaws::Error::io(
+                    "write the credential to",
+                    &PathBuf::from("stdout"),
+                    e.into(),
+                ))
             }
         }
     }

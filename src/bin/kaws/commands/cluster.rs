@@ -33,13 +33,19 @@ the keys, renew the certificates with new keys."
     Output(OutputArgs),
     /// Update the Terraform state from AWS (terraform refresh)
     Refresh(TerraformArgs),
-    /// Verify the cluster's PKI: chains, usages, names, expiry, keys, exposure
+    /// Verify the cluster's PKI: chains, usages, names, expiry, keys, KMS key health, exposure
     #[command(long_about = "Verify the cluster's PKI.\n\n\
 Every certificate must parse, chain to the cluster CA and carry the usages and names its \
 role needs; every encrypted key must decrypt under its encryption context and match its \
 certificate (skipped with --offline); no plaintext private key (PEM or DER) may sit anywhere \
 in the repository; each administrator's state is shown. Certificates that end within 30 \
-days are warnings. Exits with status 6 when anything is invalid, expired or exposed.")]
+days are warnings.\n\n\
+Unless --offline, the KMS keys are described too: the cluster's key and each \
+administrator's (recorded in <admin>.kms.json), as enabled, disabled, pending-deletion (with \
+the deletion date), not-found or unknown. A cluster key that is not enabled is a failure; an \
+administrator's is a warning for them.\n\n\
+Exits with status 6 when anything is invalid, expired or exposed, or the cluster's KMS key \
+cannot be used.")]
     Check(CheckArgs),
     /// Re-issue the cluster's certificates (all but the CA's) from its CA
     #[command(
@@ -92,7 +98,7 @@ pub struct RenewArgs {
 pub struct CheckArgs {
     /// The cluster
     pub cluster: String,
-    /// Do not contact KMS: skip decrypting the keys
+    /// Do not contact KMS: skip decrypting the keys and describing the KMS keys
     #[arg(long)]
     pub offline: bool,
     /// Output format
@@ -285,20 +291,45 @@ fn check(a: CheckArgs, global: &GlobalArgs) -> Result<ExitCode> {
             }
             if report.offline {
                 out.push_str("Keys were not decrypted (--offline).\n");
-            } else if let Some(e) = &report.kms_error {
-                out.push_str(&format!("Keys were not checked: {}\n", e.message));
+            } else {
+                if let Some(e) = &report.kms_error {
+                    out.push_str(&format!(
+                        "Keys were not checked: {}\n",
+                        kaws::text::escape(&e.message)
+                    ));
+                }
+                out.push_str(&format!(
+                    "\n{:<28} {:<8} {:<17} {:<21} KEY\n",
+                    "KMS KEY OF", "KIND", "STATE", "DELETION"
+                ));
+                // The owner and key come from `<admin>.kms.json` files and
+                // problems from KMS: escaped like every finding.
+                for k in &report.kms_keys {
+                    let state = k.health.state.as_str();
+                    out.push_str(&format!(
+                        "{:<28} {:<8} {} {:<21} {}\n",
+                        kaws::text::escape(&k.owner),
+                        k.kind,
+                        crate::style::state(
+                            &format!("{state:<17}"),
+                            k.failed,
+                            k.health.state.refuses() && !k.failed
+                        ),
+                        k.health.deletion_date.as_deref().unwrap_or("-"),
+                        kaws::text::escape(k.health.arn.as_deref().unwrap_or(&k.health.key)),
+                    ));
+                    if let Some(p) = &k.problem {
+                        out.push_str(&format!("    {}\n", kaws::text::escape(p)));
+                    }
+                }
             }
             crate::out!("{out}");
         }
     }
     if report.failed() {
-        let n = report
-            .findings
-            .iter()
-            .filter(|f| f.state.is_failure())
-            .count();
+        let n = report.failures();
         return Err(kaws::Error::new(kaws::ErrorKind::CheckFailed, format!("cluster {cluster}: {n} problem(s) found"))
-            .with_hint("see the lines above: renew expired certificates, restore damaged files from git, remove any plaintext key"));
+            .with_hint("see the lines above: renew expired certificates, restore damaged files from git, remove any plaintext key, bring the cluster's KMS key back"));
     }
     if let Some(e) = &report.kms_error {
         // An outage or a refusal is not a PKI problem: exit 5, as every
