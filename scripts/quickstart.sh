@@ -69,7 +69,7 @@ kaws init infra
 cd infra
 git init -q .
 
-step "kaws cluster init: the cluster's settings and PKI, every private key sealed by KMS"
+step "kaws cluster init: the cluster's settings and PKI, every private key sealed by KMS (servers behind NAT: the default, private topology)"
 kaws cluster init demo --domain quickstart.example.com --zone-id "$zone_id" --kms-key "$kms_key" \
   --ssh-key quickstart --ami "$ami"
 

@@ -28,6 +28,7 @@ pub struct ClusterSettings {
     pub region: String,
     pub kms_key_id: String,
     pub ssh_key_name: String,
+    /// Who may reach the bastion's SSH port; empty for nobody outside the VPC.
     #[serde(default = "default_ssh_cidr")]
     pub ssh_cidr: String,
     #[serde(default)]
@@ -47,8 +48,18 @@ pub struct ClusterSettings {
     /// S3 bucket holding the Terraform state; empty for local state.
     #[serde(default)]
     pub state_bucket: String,
+    /// Where servers live. Settings written before topologies existed have
+    /// no such field: those clusters were built public and stay public.
+    #[serde(default = "Topology::before_topologies")]
+    pub topology: Topology,
+    /// NAT gateways of the private topology; ignored when public.
+    #[serde(default)]
+    pub nat: Nat,
 }
 
+/// The SSH CIDR of settings that name none: what kaws used to open, so a
+/// hand-written file keeps the access it was written for. `kaws cluster
+/// init` itself opens nothing unless `--ssh-cidr` is given.
 pub fn default_ssh_cidr() -> String {
     "0.0.0.0/0".into()
 }
@@ -77,7 +88,9 @@ impl ClusterSettings {
         validate_region(&self.region)?;
         validate_kms_key(&self.kms_key_id)?;
         validate_ssh_key_name(&self.ssh_key_name)?;
-        Cidr::parse("ssh_cidr", &self.ssh_cidr)?;
+        if !self.ssh_cidr.is_empty() {
+            Cidr::parse("ssh_cidr", &self.ssh_cidr)?;
+        }
         if !self.ami.is_empty() {
             validate_ami(&self.ami)?;
         }
@@ -486,6 +499,104 @@ impl FromStr for KeyAlgorithm {
     }
 }
 
+/// The network layout of a cluster (`--topology`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Topology {
+    /// etcd, masters and nodes in private subnets behind NAT gateways; only
+    /// the bastion and the load balancers public; S3 and KMS through VPC
+    /// endpoints.
+    #[default]
+    Private,
+    /// Every server in a public subnet with a public address.
+    Public,
+}
+
+impl Topology {
+    pub const ALL: [Topology; 2] = [Topology::Private, Topology::Public];
+
+    /// The topology of settings written before the field existed.
+    pub fn before_topologies() -> Self {
+        Topology::Public
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Topology::Private => "private",
+            Topology::Public => "public",
+        }
+    }
+}
+
+impl fmt::Display for Topology {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Topology {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        Topology::ALL
+            .into_iter()
+            .find(|t| t.as_str() == s)
+            .ok_or_else(|| {
+                bad(
+                    "topology",
+                    s,
+                    "not a topology",
+                    "choose private (servers behind NAT, the default) or public",
+                )
+            })
+    }
+}
+
+/// How many NAT gateways a private cluster has (`--nat`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Nat {
+    /// One per availability zone: a zone's servers lose their outbound
+    /// path only when their own zone fails.
+    #[default]
+    PerZone,
+    /// One for the whole cluster: cheaper, and a single point of failure.
+    Single,
+}
+
+impl Nat {
+    pub const ALL: [Nat; 2] = [Nat::PerZone, Nat::Single];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Nat::PerZone => "per-zone",
+            Nat::Single => "single",
+        }
+    }
+}
+
+impl fmt::Display for Nat {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Nat {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        Nat::ALL
+            .into_iter()
+            .find(|n| n.as_str() == s)
+            .ok_or_else(|| {
+                bad(
+                    "nat",
+                    s,
+                    "not a NAT layout",
+                    "choose per-zone (one NAT gateway per zone, the default) or single (one for all zones, a single point of failure)",
+                )
+            })
+    }
+}
+
 /// The prefix text after the slash, to refuse "08" or "+8".
 fn p_str<'a>(s: &'a str, a: &str) -> &'a str {
     &s[a.len() + 1..]
@@ -562,6 +673,35 @@ mod tests {
         ] {
             assert!(validate_domain(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn topologies() {
+        for t in Topology::ALL {
+            assert_eq!(t.as_str().parse::<Topology>().unwrap(), t);
+        }
+        for n in Nat::ALL {
+            assert_eq!(n.as_str().parse::<Nat>().unwrap(), n);
+        }
+        for bad in ["", "Private", "privat", "per_zone"] {
+            assert!(bad.parse::<Topology>().is_err(), "{bad}");
+            assert!(bad.parse::<Nat>().is_err(), "{bad}");
+        }
+        // Settings from before topologies keep the public layout they were built with.
+        let old = br#"{"cluster":"a","domain":"example.com","zone_id":"Z1","region":"us-east-1","kms_key_id":"alias/k","ssh_key_name":"k"}"#;
+        let s = ClusterSettings::from_json(old, Path::new("t.json")).unwrap();
+        assert_eq!((s.topology, s.nat), (Topology::Public, Nat::PerZone));
+        assert_eq!(s.ssh_cidr, "0.0.0.0/0");
+        let mut new = s.clone();
+        new.topology = Topology::Private;
+        new.ssh_cidr = String::new();
+        let back = ClusterSettings::from_json(&new.to_json(), Path::new("t.json")).unwrap();
+        assert_eq!(back, new);
+        let text = String::from_utf8(new.to_json()).unwrap();
+        assert!(
+            text.contains("\"topology\": \"private\"") && text.contains("\"nat\": \"per-zone\""),
+            "{text}"
+        );
     }
 
     #[test]

@@ -26,6 +26,7 @@ pub const MODULE_FILES: &[(&str, &str)] = &[
     module_file!("bastion.tf"),
     module_file!("controllers.tf"),
     module_file!("dns.tf"),
+    module_file!("endpoints.tf"),
     module_file!("etcd.tf"),
     module_file!("iam.tf"),
     module_file!("images.tf"),

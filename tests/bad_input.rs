@@ -172,6 +172,11 @@ fn forty_bad_inputs_are_refused_cleanly() {
         case("vpc cidr octet 300", &init_args("x", &key, "--cidr", "300.0.0.0/8"), "not an IPv4 address"),
         case("service cidr /31", &init_args("x", &key, "--service-cidr", "10.3.0.0/31"), "no room"),
         case("ssh cidr ipv6", &init_args("x", &key, "--ssh-cidr", "::/0"), "invalid ssh_cidr"),
+        // Topologies.
+        case("topology unknown", &init_args("x", &key, "--topology", "hybrid"), "invalid topology \"hybrid\""),
+        case("topology upper case", &init_args("x", &key, "--topology", "Private"), "invalid topology"),
+        case("nat unknown", &init_args("x", &key, "--nat", "none"), "invalid nat \"none\""),
+        case("nat with public", &["cluster", "init", "x", "--domain", "example.com", "--zone-id", "Z1", "--kms-key", &key, "--ssh-key", "k", "--topology", "public", "--nat", "single"], "--nat applies only to the private topology"),
         // KMS keys.
         case("kms key plain word", &init_args("x", &key, "--kms-key", "not-a-key"), "invalid KMS key"),
         case("kms key empty alias", &init_args("x", &key, "--kms-key", "alias/"), "invalid KMS key"),
@@ -203,6 +208,7 @@ fn forty_bad_inputs_are_refused_cleanly() {
         with_file("settings not JSON", tfvars, b"cluster = \"good\"".to_vec(), &["cluster", "check", "good", "--offline"], "not valid cluster settings"),
         with_file("settings unknown field", tfvars, br#"{"cluster":"good","domain":"example.com","zone_id":"Z1","region":"us-east-1","kms_key_id":"alias/k","ssh_key_name":"k","evil":1}"#.to_vec(), &["admin", "list", "good"], "unknown field"),
         with_file("settings missing field", tfvars, br#"{"cluster":"good"}"#.to_vec(), &["admin", "list", "good"], "missing field"),
+        with_file("settings bad topology", tfvars, String::from_utf8_lossy(&settings).replace("\"topology\": \"private\"", "\"topology\": \"hybrid\"").into_bytes(), &["admin", "list", "good"], "unknown variant `hybrid`"),
         with_file("settings bad cidr", tfvars, String::from_utf8_lossy(&settings).replace("10.3.0.0/24", "10.3.0.7/24").into_bytes(), &["admin", "sign", "good", "bob"], "host bits"),
         with_file("settings oversized", tfvars, vec![b' '; 100 * 1024], &["admin", "list", "good"], "too large"),
         with_file("repository file broken", "kaws.json", b"{".to_vec(), &init_args("fresh", &key, "", ""), "kaws.json"),

@@ -10,7 +10,9 @@
 //! also through a fault-injecting proxy.
 //!
 //! Its own cluster, domain, zone and key pair, so it can share a moto server
-//! with tests/terraform.rs.
+//! with tests/terraform.rs. The cluster has the default, private topology;
+//! a plan of the same cluster as public shows every server's user data
+//! unchanged, so the judges hold for both topologies.
 
 mod common;
 #[path = "boot/judges.rs"]
@@ -1069,6 +1071,107 @@ fn user_data(w: &World) -> BTreeMap<String, Vec<u8>> {
     out
 }
 
+/// The cluster above is private (the default). Planning it as public shows
+/// the change plainly (kaws' notice, then Terraform's replacements) and
+/// changes no byte of any server's user data: the servers boot with the
+/// same files in either topology, so the judges above hold for both.
+fn topology_change_keeps_what_servers_boot_with(w: &World) {
+    let settings = w.cluster_dir(CLUSTER).join("terraform.tfvars.json");
+    let private = std::fs::read_to_string(&settings).unwrap();
+    assert!(private.contains("\"topology\": \"private\""), "{private}");
+    std::fs::write(
+        &settings,
+        private.replace("\"topology\": \"private\"", "\"topology\": \"public\""),
+    )
+    .unwrap();
+    let out = tf(
+        w,
+        &[
+            "cluster",
+            "plan",
+            CLUSTER,
+            "--",
+            "-no-color",
+            "-out=topology.plan",
+        ],
+    );
+    std::fs::write(&settings, &private).unwrap();
+    assert!(out.status.success());
+    let err = stderr(&out);
+    assert!(
+        err.contains("the topology changes from private to public")
+            && err.contains("docs/guides/change-topology.md"),
+        "{err}"
+    );
+    let mut show = Command::new("terraform");
+    w.env(&mut show);
+    let show = show
+        .env("TF_CLI_CONFIG_FILE", w.tf_config())
+        .current_dir(w.cluster_dir(CLUSTER))
+        .args(["show", "-json", "topology.plan"])
+        .output()
+        .unwrap();
+    assert!(show.status.success(), "{}", stderr(&show));
+    std::fs::remove_file(w.cluster_dir(CLUSTER).join("topology.plan")).unwrap();
+    let plan = json(&String::from_utf8_lossy(&show.stdout));
+    let mut replaced = BTreeSet::new();
+    let mut deleted = BTreeSet::new();
+    let mut user_data_seen = 0;
+    for rc in plan["resource_changes"].as_array().unwrap() {
+        let address = rc["address"].as_str().unwrap().to_string();
+        let actions: Vec<&str> = rc["change"]["actions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| a.as_str().unwrap())
+            .collect();
+        for field in ["user_data", "user_data_base64"] {
+            let before = &rc["change"]["before"][field];
+            if before.is_string() {
+                user_data_seen += 1;
+                let after = &rc["change"]["after"][field];
+                assert_eq!(
+                    before, after,
+                    "{address}: {field} changes with the topology"
+                );
+            }
+        }
+        match actions.as_slice() {
+            ["delete", "create"] | ["create", "delete"] => {
+                replaced.insert(address);
+            }
+            ["delete"] => {
+                deleted.insert(address);
+            }
+            _ => {}
+        }
+    }
+    assert_eq!(
+        user_data_seen, 6,
+        "bastion, three etcd, two launch templates"
+    );
+    for n in 0..3 {
+        assert!(
+            replaced.contains(&format!("module.kaws.aws_instance.etcd[{n}]")),
+            "{replaced:?}"
+        );
+    }
+    for gone in [
+        "module.kaws.aws_lb.ingress[0]",
+        "module.kaws.aws_vpc_endpoint.kms[0]",
+        "module.kaws.aws_vpc_endpoint.s3[0]",
+        "module.kaws.aws_nat_gateway.nat[0]",
+        "module.kaws.aws_subnet.private[0]",
+    ] {
+        assert!(deleted.contains(gone), "{gone} in {deleted:?}");
+    }
+    assert!(
+        !replaced.contains("module.kaws.aws_instance.bastion")
+            && !deleted.contains("module.kaws.aws_instance.bastion"),
+        "the bastion stays"
+    );
+}
+
 #[test]
 fn servers_boot_with_their_own_identities_and_keys_only_in_tmpfs() {
     judges::entrypoint_table_matches_fixture();
@@ -1172,6 +1275,8 @@ fn servers_boot_with_their_own_identities_and_keys_only_in_tmpfs() {
         );
         assert!(!doc.contains("ca-key.pem"), "{role}: {doc}");
     }
+
+    topology_change_keeps_what_servers_boot_with(&w);
 
     let out = tf(
         &w,

@@ -6,26 +6,63 @@ mod common;
 use common::*;
 use serde_json::Value;
 
+/// The public topology, as every cluster was before topologies: each
+/// server in a public subnet, SSH open to the bastion when asked.
 #[test]
-fn apply_builds_the_secure_topology_then_plan_is_clean_and_destroy_leaves_nothing() {
+fn public_topology_applies_then_plan_is_clean_and_destroy_leaves_nothing() {
+    apply_judge_destroy(
+        "e2e",
+        &["--topology", "public", "--ssh-cidr", "0.0.0.0/0"],
+        Topology::Public,
+    );
+}
+
+/// The private topology (the default): servers behind NAT, keys reached
+/// through VPC endpoints, ingress through its own load balancer.
+#[test]
+fn private_topology_applies_then_plan_is_clean_and_destroy_leaves_nothing() {
+    apply_judge_destroy("prv", &[], Topology::Private);
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Topology {
+    Public,
+    Private,
+}
+
+fn apply_judge_destroy(c: &str, init: &[&str], topology: Topology) {
     let w = World::new();
-    let zone = w.applyable_cluster("e2e", &[]);
+    let zone = w.applyable_cluster(c, init);
+    let settings =
+        json(&std::fs::read_to_string(w.cluster_dir(c).join("terraform.tfvars.json")).unwrap());
+    let expected = if topology == Topology::Public {
+        "public"
+    } else {
+        "private"
+    };
+    assert_eq!(settings["topology"], expected, "{settings}");
+    let started = std::time::Instant::now();
 
     let out = tf(
         &w,
-        &[
-            "cluster",
-            "apply",
-            "e2e",
-            "--",
-            "-auto-approve",
-            "-no-color",
-        ],
+        &["cluster", "apply", c, "--", "-auto-approve", "-no-color"],
     );
     assert!(out.status.success());
     assert!(
-        w.cluster_dir("e2e").join("terraform.tfstate").is_file(),
+        w.cluster_dir(c).join("terraform.tfstate").is_file(),
         "state lives in the cluster directory"
+    );
+    let state = json(&std::fs::read_to_string(w.cluster_dir(c).join("terraform.tfstate")).unwrap());
+    let instances_in_state: usize = state["resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["mode"] == "managed")
+        .map(|r| r["instances"].as_array().map_or(0, |i| i.len()))
+        .sum();
+    eprintln!(
+        "{topology:?} topology: {instances_in_state} resources applied in {:.0?}",
+        started.elapsed()
     );
 
     // The network: one VPC with public subnets in at least two zones.
@@ -34,7 +71,7 @@ fn apply_builds_the_secure_topology_then_plan_is_clean_and_destroy_leaves_nothin
         "describe-vpcs",
         "--filters",
         "Name=cidr,Values=10.0.0.0/16",
-        "Name=tag:Name,Values=e2e",
+        &format!("Name=tag:Name,Values={c}"),
         "--output",
         "json",
     ]));
@@ -91,14 +128,18 @@ fn apply_builds_the_secure_topology_then_plan_is_clean_and_destroy_leaves_nothin
             .count()
     };
     assert_eq!(
-        count("e2e-bastion"),
+        count(&format!("{c}-bastion")),
         1,
         "{:?}",
         instances.iter().map(|i| role(i)).collect::<Vec<_>>()
     );
-    assert_eq!(count("e2e-etcd-"), 3);
+    assert_eq!(count(&format!("{c}-etcd-")), 3);
     for i in &instances {
-        assert_eq!(i["KeyName"], "kaws-e2e", "every server has the key pair");
+        assert_eq!(
+            i["KeyName"],
+            format!("kaws-{c}").as_str(),
+            "every server has the key pair"
+        );
         // moto gives instances of an Auto Scaling group only the launch
         // template's user data, type, key and groups: their metadata
         // options are checked on the launch templates below.
@@ -127,17 +168,21 @@ fn apply_builds_the_secure_topology_then_plan_is_clean_and_destroy_leaves_nothin
         .as_array()
         .unwrap()
         .iter()
-        .filter(|g| g["AutoScalingGroupName"].as_str().unwrap().contains("e2e"))
+        .filter(|g| g["AutoScalingGroupName"].as_str().unwrap().contains(c))
         .collect();
     assert_eq!(asgs.len(), 2, "{asgs:?}");
     let lbs = json(&w.aws_ok(&["elbv2", "describe-load-balancers", "--output", "json"]));
-    let lb = lbs["LoadBalancers"]
+    let in_vpc: Vec<&Value> = lbs["LoadBalancers"]
         .as_array()
         .unwrap()
         .iter()
-        .find(|l| l["VpcId"] == vpc.as_str())
-        .expect("a load balancer in the VPC");
-    assert_eq!(lb["Type"], "network");
+        .filter(|l| l["VpcId"] == vpc.as_str())
+        .collect();
+    let expected_lbs = if topology == Topology::Private { 2 } else { 1 };
+    assert_eq!(in_vpc.len(), expected_lbs, "{in_vpc:?}");
+    for lb in &in_vpc {
+        assert_eq!(lb["Type"], "network");
+    }
     let records = json(&w.aws_ok(&[
         "route53",
         "list-resource-record-sets",
@@ -153,10 +198,10 @@ fn apply_builds_the_secure_topology_then_plan_is_clean_and_destroy_leaves_nothin
         .map(|r| r["Name"].as_str().unwrap())
         .collect();
     for n in [
-        "kubernetes.kaws-e2e.example.com.",
-        "bastion.kaws-e2e.example.com.",
+        format!("kubernetes.kaws-{c}.example.com."),
+        format!("bastion.kaws-{c}.example.com."),
     ] {
-        assert!(names.contains(&n), "{n} in {names:?}");
+        assert!(names.contains(&n.as_str()), "{n} in {names:?}");
     }
 
     // Launch templates: the key pair and IMDSv2; user data without any private key.
@@ -173,11 +218,11 @@ fn apply_builds_the_secure_topology_then_plan_is_clean_and_destroy_leaves_nothin
             "json",
         ]));
         let data = &v["LaunchTemplateVersions"][0]["LaunchTemplateData"];
-        if !lt["LaunchTemplateName"].as_str().unwrap().contains("e2e") {
+        if !lt["LaunchTemplateName"].as_str().unwrap().contains(c) {
             continue;
         }
         templates += 1;
-        assert_eq!(data["KeyName"], "kaws-e2e");
+        assert_eq!(data["KeyName"], format!("kaws-{c}").as_str());
         assert_eq!(data["MetadataOptions"]["HttpTokens"], "required");
         assert_eq!(data["MetadataOptions"]["HttpPutResponseHopLimit"], 1);
         // What servers boot with is judged by tests/boot.rs (Ignition,
@@ -231,7 +276,12 @@ fn apply_builds_the_secure_topology_then_plan_is_clean_and_destroy_leaves_nothin
             );
         }
     }
-    assert!(open.iter().any(|(_, p, _)| *p == 22));
+    // SSH from outside only when asked (--ssh-cidr).
+    assert_eq!(
+        open.iter().any(|(_, p, _)| *p == 22),
+        settings["ssh_cidr"] == "0.0.0.0/0",
+        "{open:?}"
+    );
     assert!(open.iter().any(|(_, p, _)| *p == 443));
     assert!(open.iter().any(|(_, p, _)| *p == 80));
 
@@ -243,7 +293,7 @@ fn apply_builds_the_secure_topology_then_plan_is_clean_and_destroy_leaves_nothin
         Default::default();
     for r in roles["Roles"].as_array().unwrap() {
         let name = r["RoleName"].as_str().unwrap();
-        if !name.contains("e2e") {
+        if !name.contains(c) {
             continue;
         }
         let pols = json(&w.aws_ok(&[
@@ -328,13 +378,18 @@ fn apply_builds_the_secure_topology_then_plan_is_clean_and_destroy_leaves_nothin
         assert!(f.is_empty(), "{name}: {f:?}");
     }
 
+    match topology {
+        Topology::Private => judge_private(&w, c, &vpc, &instances, &settings),
+        Topology::Public => judge_public(&w, &vpc, &instances),
+    }
+
     // A second plan finds nothing to do.
     let out = tf(
         &w,
         &[
             "cluster",
             "plan",
-            "e2e",
+            c,
             "--",
             "-detailed-exitcode",
             "-no-color",
@@ -343,38 +398,31 @@ fn apply_builds_the_secure_topology_then_plan_is_clean_and_destroy_leaves_nothin
     assert_eq!(out.status.code(), Some(0), "plan after apply must be clean");
 
     // Outputs, as text and as JSON.
-    let out = tf(&w, &["cluster", "output", "e2e"]);
+    let out = tf(&w, &["cluster", "output", c]);
     assert!(out.status.success());
     assert!(
-        stdout(&out).contains("https://kubernetes.kaws-e2e.example.com"),
+        stdout(&out).contains(&format!("https://kubernetes.kaws-{c}.example.com")),
         "{}",
         stdout(&out)
     );
-    let out = tf(&w, &["cluster", "output", "e2e", "--output", "json"]);
+    let out = tf(&w, &["cluster", "output", c, "--output", "json"]);
     let v = json(&stdout(&out));
     assert_eq!(
         v["api_endpoint"]["value"],
-        "https://kubernetes.kaws-e2e.example.com"
+        format!("https://kubernetes.kaws-{c}.example.com").as_str()
     );
 
     // Destroy leaves no kaws resource behind.
     let out = tf(
         &w,
-        &[
-            "cluster",
-            "destroy",
-            "e2e",
-            "--",
-            "-auto-approve",
-            "-no-color",
-        ],
+        &["cluster", "destroy", c, "--", "-auto-approve", "-no-color"],
     );
     assert!(out.status.success());
     let vpcs = json(&w.aws_ok(&[
         "ec2",
         "describe-vpcs",
         "--filters",
-        "Name=tag:Name,Values=e2e",
+        &format!("Name=tag:Name,Values={c}"),
         "--output",
         "json",
     ]));
@@ -383,20 +431,50 @@ fn apply_builds_the_secure_topology_then_plan_is_clean_and_destroy_leaves_nothin
         "ec2",
         "describe-instances",
         "--filters",
-        "Name=tag:Name,Values=e2e",
-        "Name=instance-state-name,Values=running",
+        &format!("Name=vpc-id,Values={vpc}"),
+        "Name=instance-state-name,Values=running,pending",
         "--output",
         "json",
     ]));
     assert_eq!(inst["Reservations"].as_array().unwrap().len(), 0);
+    // NAT gateways and endpoints linger as "deleted" in AWS's answers, as they do in AWS.
+    for (what, key, state_key) in [
+        ("describe-nat-gateways", "NatGateways", "State"),
+        ("describe-vpc-endpoints", "VpcEndpoints", "State"),
+    ] {
+        let v = json(&w.aws_ok(&["ec2", what, "--output", "json"]));
+        let left: Vec<&Value> = v[key]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|x| x["VpcId"] == vpc.as_str() && x[state_key] != "deleted")
+            .collect();
+        assert!(left.is_empty(), "{what}: {left:?}");
+    }
+    let eips = json(&w.aws_ok(&["ec2", "describe-addresses", "--output", "json"]));
+    let left: Vec<&Value> = eips["Addresses"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|a| {
+            a["Tags"].as_array().is_some_and(|t| {
+                t.iter().any(|t| {
+                    t["Value"]
+                        .as_str()
+                        .unwrap_or("")
+                        .starts_with(&format!("{c}-nat"))
+                })
+            })
+        })
+        .collect();
+    assert!(left.is_empty(), "addresses left: {left:?}");
     let lbs = json(&w.aws_ok(&["elbv2", "describe-load-balancers", "--output", "json"]));
     assert!(!lbs["LoadBalancers"]
         .as_array()
         .unwrap()
         .iter()
         .any(|l| l["VpcId"] == vpc.as_str()));
-    let state =
-        json(&std::fs::read_to_string(w.cluster_dir("e2e").join("terraform.tfstate")).unwrap());
+    let state = json(&std::fs::read_to_string(w.cluster_dir(c).join("terraform.tfstate")).unwrap());
     assert_eq!(
         state["resources"].as_array().map(|r| r.len()).unwrap_or(0),
         0
@@ -702,15 +780,16 @@ fn state_bucket_needs_terraform_1_10() {
 
 /// Names AWS limits: a 63-character cluster name (the longest kaws accepts)
 /// plans with IAM names within 64 characters and load balancer names within
-/// 32 that do not end in "-"; a Kubernetes version the module has no pins
-/// for is refused at plan time, naming the pinned ones.
+/// 32 that do not end in "-"; `--nat single` plans one NAT gateway for every
+/// zone's route; a Kubernetes version the module has no pins for is refused
+/// at plan time, naming the pinned ones.
 #[test]
 fn long_cluster_names_plan_and_unpinned_versions_are_refused() {
     let w = World::new();
     let key = w.kms_key();
     let long = format!("l{}", "o".repeat(52)) + "ng-cluster";
     assert_eq!(long.len(), 63);
-    let out = w.cluster_init(&long, &key, &["--ami", "ami-12345678"]);
+    let out = w.cluster_init(&long, &key, &["--ami", "ami-12345678", "--nat", "single"]);
     assert!(out.status.success(), "{}", stderr(&out));
     let out = tf(
         &w,
@@ -737,7 +816,11 @@ fn long_cluster_names_plan_and_unpinned_versions_are_refused() {
     assert!(show.status.success(), "{}", stderr(&show));
     let plan = json(&stdout(&show));
     let mut seen = 0;
+    let mut counts = std::collections::BTreeMap::new();
     for rc in plan["resource_changes"].as_array().unwrap() {
+        *counts
+            .entry(rc["type"].as_str().unwrap().to_string())
+            .or_insert(0) += 1;
         let name = rc["change"]["after"]["name"].as_str().unwrap_or_default();
         let limit = match rc["type"].as_str().unwrap() {
             "aws_iam_role" | "aws_iam_instance_profile" => 64,
@@ -753,8 +836,20 @@ fn long_cluster_names_plan_and_unpinned_versions_are_refused() {
     }
     assert_eq!(
         seen,
-        3 + 3 + 2,
-        "three roles, three profiles, the NLB and its group"
+        3 + 3 + 2 + 3,
+        "three roles, three profiles, the API NLB and its group, the ingress NLB and its two groups"
+    );
+    assert_eq!(counts["aws_nat_gateway"], 1, "--nat single: {counts:?}");
+    assert_eq!(counts["aws_eip"], 1, "{counts:?}");
+    assert_eq!(
+        counts["aws_subnet"],
+        2 * counts["aws_route_table"] - 2,
+        "{counts:?}"
+    );
+    assert_eq!(
+        counts["aws_route"],
+        1 + counts["aws_subnet"] / 2,
+        "{counts:?}"
     );
 
     let out = w.cluster_init(
@@ -782,4 +877,474 @@ fn long_cluster_names_plan_and_unpinned_versions_are_refused() {
             && err.contains("v1.35.4"),
         "{err}"
     );
+}
+
+fn name_tag(v: &Value) -> String {
+    v["Tags"]
+        .as_array()
+        .and_then(|t| t.iter().find(|t| t["Key"] == "Name"))
+        .and_then(|t| t["Value"].as_str())
+        .unwrap_or_default()
+        .to_string()
+}
+
+fn ec2_list(w: &World, what: &str, key: &str, vpc: &str) -> Vec<Value> {
+    let filter = format!("Name=vpc-id,Values={vpc}");
+    // describe-nat-gateways spells its option --filter.
+    let flag = if what == "describe-nat-gateways" {
+        "--filter"
+    } else {
+        "--filters"
+    };
+    let v = json(&w.aws_ok(&["ec2", what, flag, &filter, "--output", "json"]));
+    v[key].as_array().unwrap().clone()
+}
+
+/// Subnets by id, with their zone and whether instances get a public address.
+fn subnets(w: &World, vpc: &str) -> Vec<Value> {
+    ec2_list(w, "describe-subnets", "Subnets", vpc)
+}
+
+/// The route table associated with a subnet, and its default route's target.
+fn default_route(tables: &[Value], subnet: &str) -> (String, Value) {
+    let table = tables
+        .iter()
+        .find(|t| {
+            t["Associations"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|a| a["SubnetId"] == subnet)
+        })
+        .unwrap_or_else(|| panic!("{subnet} has no route table of its own"));
+    let route = table["Routes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["DestinationCidrBlock"] == "0.0.0.0/0")
+        .unwrap_or_else(|| panic!("{subnet}: no default route in {table}"))
+        .clone();
+    (table["RouteTableId"].as_str().unwrap().to_string(), route)
+}
+
+/// The public topology: every subnet public and every server with a
+/// public address; no NAT gateway, endpoint or second load balancer.
+fn judge_public(w: &World, vpc: &str, instances: &[&Value]) {
+    let subnets = subnets(w, vpc);
+    assert!(subnets.len() >= 2);
+    let tables = ec2_list(w, "describe-route-tables", "RouteTables", vpc);
+    for s in &subnets {
+        assert_eq!(s["MapPublicIpOnLaunch"], true, "{s}");
+        let (_, route) = default_route(&tables, s["SubnetId"].as_str().unwrap());
+        assert!(
+            route["GatewayId"].as_str().unwrap().starts_with("igw-"),
+            "{route}"
+        );
+    }
+    for i in instances {
+        assert!(i["PublicIpAddress"].is_string(), "{}", name_tag(i));
+    }
+    assert!(ec2_list(w, "describe-nat-gateways", "NatGateways", vpc).is_empty());
+    assert!(ec2_list(w, "describe-vpc-endpoints", "VpcEndpoints", vpc).is_empty());
+}
+
+/// The private topology, read back through EC2, ELBv2, Auto Scaling and IAM.
+fn judge_private(w: &World, c: &str, vpc: &str, instances: &[&Value], settings: &Value) {
+    // Per zone, one public and one private subnet; instances in private
+    // ones get no public address.
+    let subnets = subnets(w, vpc);
+    let public: Vec<&Value> = subnets
+        .iter()
+        .filter(|s| name_tag(s).contains("-public-"))
+        .collect();
+    let private: Vec<&Value> = subnets
+        .iter()
+        .filter(|s| name_tag(s).contains("-private-"))
+        .collect();
+    assert_eq!(public.len() + private.len(), subnets.len(), "{subnets:?}");
+    assert!(public.len() >= 2, "{subnets:?}");
+    let zones = |v: &[&Value]| -> Vec<String> {
+        let mut z: Vec<String> = v
+            .iter()
+            .map(|s| s["AvailabilityZone"].as_str().unwrap().to_string())
+            .collect();
+        z.sort();
+        z
+    };
+    assert_eq!(zones(&public), zones(&private), "one of each per zone");
+    let mut distinct = zones(&public);
+    distinct.dedup();
+    assert_eq!(distinct.len(), public.len(), "one public subnet per zone");
+    for s in &private {
+        assert_eq!(s["MapPublicIpOnLaunch"], false, "{s}");
+    }
+    let public_ids: Vec<&str> = public
+        .iter()
+        .map(|s| s["SubnetId"].as_str().unwrap())
+        .collect();
+    let private_ids: Vec<&str> = private
+        .iter()
+        .map(|s| s["SubnetId"].as_str().unwrap())
+        .collect();
+    let zone_of = |id: &str| -> String {
+        subnets.iter().find(|s| s["SubnetId"] == id).unwrap()["AvailabilityZone"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+
+    // NAT gateways: one per zone (the default), each in that zone's public subnet.
+    let nats = ec2_list(w, "describe-nat-gateways", "NatGateways", vpc);
+    assert_eq!(
+        nats.len(),
+        public.len(),
+        "one NAT gateway per zone: {nats:?}"
+    );
+    for n in &nats {
+        assert_eq!(n["State"], "available");
+        assert!(public_ids.contains(&n["SubnetId"].as_str().unwrap()), "{n}");
+    }
+
+    // Routes: public subnets to the internet gateway; each private subnet to
+    // its own zone's NAT gateway, and to S3 through the gateway endpoint.
+    let tables = ec2_list(w, "describe-route-tables", "RouteTables", vpc);
+    for id in &public_ids {
+        let (_, route) = default_route(&tables, id);
+        assert!(
+            route["GatewayId"]
+                .as_str()
+                .unwrap_or("")
+                .starts_with("igw-"),
+            "{id}: {route}"
+        );
+    }
+    let endpoints = ec2_list(w, "describe-vpc-endpoints", "VpcEndpoints", vpc);
+    let s3 = endpoints
+        .iter()
+        .find(|e| e["ServiceName"] == "com.amazonaws.us-east-1.s3")
+        .expect("an S3 endpoint");
+    let kms = endpoints
+        .iter()
+        .find(|e| e["ServiceName"] == "com.amazonaws.us-east-1.kms")
+        .expect("a KMS endpoint");
+    assert_eq!(endpoints.len(), 2, "{endpoints:?}");
+    let mut private_tables = Vec::new();
+    for id in &private_ids {
+        let (table, route) = default_route(&tables, id);
+        let nat = route["NatGatewayId"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{id}: {route}"));
+        let nat = nats.iter().find(|n| n["NatGatewayId"] == nat).unwrap();
+        assert_eq!(
+            zone_of(nat["SubnetId"].as_str().unwrap()),
+            zone_of(id),
+            "{id}: its zone's NAT gateway"
+        );
+        let t = tables
+            .iter()
+            .find(|t| t["RouteTableId"] == table.as_str())
+            .unwrap();
+        assert!(
+            t["Routes"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|r| r["GatewayId"] == s3["VpcEndpointId"]
+                    && r["DestinationPrefixListId"].is_string()),
+            "{id}: S3 through the gateway endpoint: {t}"
+        );
+        private_tables.push(table);
+    }
+
+    // Servers: the bastion alone in a public subnet with a public address;
+    // every etcd server, master and node in a private one without.
+    let mut roles = std::collections::BTreeSet::new();
+    for i in instances {
+        let name = name_tag(i);
+        let subnet = i["SubnetId"].as_str().unwrap();
+        if name == format!("{c}-bastion") {
+            assert!(public_ids.contains(&subnet), "bastion in a public subnet");
+            assert!(
+                i["PublicIpAddress"].is_string(),
+                "the bastion has a public address"
+            );
+        } else {
+            assert!(private_ids.contains(&subnet), "{name} in a private subnet");
+            assert!(
+                i["PublicIpAddress"].is_null(),
+                "{name} has a public address: {}",
+                i["PublicIpAddress"]
+            );
+            roles.insert(name.split('-').nth(1).unwrap_or_default().to_string());
+        }
+    }
+    assert_eq!(
+        roles.into_iter().collect::<Vec<_>>(),
+        ["controller", "etcd", "worker"],
+        "etcd servers, masters and nodes are all checked"
+    );
+
+    // Load balancers: both in the public subnets; the ingress one forwards
+    // 80 and 443 to target groups of the nodes' Auto Scaling group.
+    let lbs = json(&w.aws_ok(&["elbv2", "describe-load-balancers", "--output", "json"]));
+    let mut ingress = None;
+    for lb in lbs["LoadBalancers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|l| l["VpcId"] == vpc)
+    {
+        let mut subnets: Vec<&str> = lb["AvailabilityZones"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|z| z["SubnetId"].as_str().unwrap())
+            .collect();
+        subnets.sort();
+        let mut expected = public_ids.clone();
+        expected.sort();
+        assert_eq!(
+            subnets, expected,
+            "{} in the public subnets",
+            lb["LoadBalancerName"]
+        );
+        if lb["LoadBalancerName"] == format!("{c}-ingress").as_str() {
+            ingress = Some(lb.clone());
+        }
+    }
+    let ingress = ingress.expect("an ingress load balancer");
+    let listeners = json(&w.aws_ok(&[
+        "elbv2",
+        "describe-listeners",
+        "--load-balancer-arn",
+        ingress["LoadBalancerArn"].as_str().unwrap(),
+        "--output",
+        "json",
+    ]));
+    let mut forwarded = std::collections::BTreeMap::new();
+    for l in listeners["Listeners"].as_array().unwrap() {
+        assert_eq!(l["Protocol"], "TCP");
+        let action = &l["DefaultActions"][0];
+        assert_eq!(action["Type"], "forward");
+        forwarded.insert(
+            l["Port"].as_i64().unwrap(),
+            action["TargetGroupArn"].as_str().unwrap().to_string(),
+        );
+    }
+    assert_eq!(forwarded.keys().copied().collect::<Vec<_>>(), [80, 443]);
+    let asgs = json(&w.aws_ok(&[
+        "autoscaling",
+        "describe-auto-scaling-groups",
+        "--output",
+        "json",
+    ]));
+    let workers = asgs["AutoScalingGroups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|g| g["AutoScalingGroupName"] == format!("{c}-worker").as_str())
+        .expect("the nodes' group");
+    let mut attached: Vec<String> = workers["TargetGroupARNs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a.as_str().unwrap().to_string())
+        .collect();
+    attached.sort();
+    let mut wanted: Vec<String> = forwarded.values().cloned().collect();
+    wanted.sort();
+    assert_eq!(
+        attached, wanted,
+        "the ingress target groups are the nodes' group's"
+    );
+    let nodes: Vec<&str> = workers["Instances"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["InstanceId"].as_str().unwrap())
+        .collect();
+    assert!(!nodes.is_empty());
+    for (port, tg) in &forwarded {
+        let health = json(&w.aws_ok(&[
+            "elbv2",
+            "describe-target-health",
+            "--target-group-arn",
+            tg,
+            "--output",
+            "json",
+        ]));
+        let targets: Vec<&str> = health["TargetHealthDescriptions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t["Target"]["Id"].as_str().unwrap())
+            .collect();
+        for n in &nodes {
+            assert!(
+                targets.contains(n),
+                "node {n} is a target on {port}: {targets:?}"
+            );
+        }
+    }
+
+    // Endpoints: S3 on the private route tables, KMS in the private subnets
+    // with private DNS, each policy naming only this cluster's bucket and key.
+    let bucket = w.aws_ok(&[
+        "s3api",
+        "list-buckets",
+        "--query",
+        &format!("Buckets[?starts_with(Name, 'kaws-{c}-')].Name"),
+        "--output",
+        "text",
+    ]);
+    assert!(
+        !bucket.is_empty() && !bucket.contains(char::is_whitespace),
+        "{bucket:?}"
+    );
+    let key_arn = w.aws_ok(&[
+        "kms",
+        "describe-key",
+        "--key-id",
+        settings["kms_key_id"].as_str().unwrap(),
+        "--query",
+        "KeyMetadata.Arn",
+        "--output",
+        "text",
+    ]);
+    assert_eq!(s3["VpcEndpointType"], "Gateway");
+    let mut on: Vec<&str> = s3["RouteTableIds"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t.as_str().unwrap())
+        .collect();
+    on.sort();
+    private_tables.sort();
+    assert_eq!(
+        on, private_tables,
+        "the S3 endpoint serves the private route tables, only"
+    );
+    let policy = json(s3["PolicyDocument"].as_str().unwrap());
+    let mut resources = Vec::new();
+    for st in policy["Statement"].as_array().unwrap() {
+        assert_eq!(st["Effect"], "Allow");
+        assert_eq!(st["Action"], "s3:GetObject", "read only: {st}");
+        resources.push(st["Resource"].as_str().unwrap().to_string());
+    }
+    resources.sort();
+    // The cluster's own bucket, and registry.k8s.io's layer bucket in this
+    // region, where image pulls from AWS are redirected (docs/concepts/topologies.md).
+    assert_eq!(
+        resources,
+        [
+            format!("arn:aws:s3:::{bucket}/*"),
+            "arn:aws:s3:::prod-registry-k8s-io-us-east-1/*".to_string()
+        ],
+        "{policy}"
+    );
+    assert_eq!(kms["VpcEndpointType"], "Interface");
+    assert_eq!(
+        kms["PrivateDnsEnabled"], true,
+        "kms.<region>.amazonaws.com resolves inside the VPC"
+    );
+    let mut in_subnets: Vec<&str> = kms["SubnetIds"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t.as_str().unwrap())
+        .collect();
+    in_subnets.sort();
+    let mut expected = private_ids.clone();
+    expected.sort();
+    assert_eq!(in_subnets, expected);
+    let policy = json(kms["PolicyDocument"].as_str().unwrap());
+    let statements = policy["Statement"].as_array().unwrap();
+    assert_eq!(statements.len(), 1, "{policy}");
+    assert_eq!(statements[0]["Effect"], "Allow");
+    assert_eq!(statements[0]["Action"], "kms:Decrypt");
+    assert_eq!(
+        statements[0]["Resource"],
+        key_arn.as_str(),
+        "only the cluster's key"
+    );
+    assert_eq!(
+        statements[0]["Condition"]["StringEquals"]["kms:EncryptionContext:kaws:cluster"], c,
+        "only the cluster's encryption context"
+    );
+
+    // The roles decrypt and read only through these endpoints.
+    for role in ["etcd", "controller", "worker"] {
+        let doc = w.aws_ok(&[
+            "iam",
+            "get-role-policy",
+            "--role-name",
+            &format!("{c}-{role}"),
+            "--policy-name",
+            "kaws-keys",
+            "--output",
+            "json",
+        ]);
+        for e in [&s3, &kms] {
+            let id = e["VpcEndpointId"].as_str().unwrap();
+            assert!(
+                doc.contains("aws:SourceVpce") && doc.contains(id),
+                "{role}: {id} in {doc}"
+            );
+        }
+    }
+}
+
+/// An entry point written before topologies passes none to the module: kaws
+/// refuses to plan, names the file and the lines to add, and runs nothing
+/// (no Terraform is needed to be told).
+#[test]
+fn an_entry_point_without_topology_is_refused_with_the_lines_to_add() {
+    let w = World::new();
+    let key = w.kms_key();
+    assert!(w.cluster_init("old", &key, &[]).status.success());
+    let main = w.cluster_dir("old").join("main.tf");
+    let text = std::fs::read_to_string(&main).unwrap();
+    assert!(text.contains("topology           = var.topology"), "{text}");
+    let older: String = text
+        .lines()
+        .filter(|l| !l.contains("var.topology") && !l.contains("var.nat"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    std::fs::write(&main, older).unwrap();
+    let before = w.snapshot();
+    let out = w
+        .kaws()
+        .env("PATH", "/nonexistent")
+        .args(["cluster", "plan", "old"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("main.tf: this entry point was written before kaws had topologies")
+            && err.contains("topology = var.topology")
+            && err.contains("docs/guides/change-topology.md"),
+        "{err}"
+    );
+    assert_eq!(err.matches("error:").count(), 1, "{err}");
+    assert!(err.contains("kaws cluster entry-point old >"), "{err}");
+    assert!(before == w.snapshot(), "nothing written");
+
+    // The command the hint names prints what `cluster init` wrote, and the
+    // entry point passes kaws' checks again (then only Terraform is missing).
+    let printed = w
+        .kaws()
+        .args(["cluster", "entry-point", "old"])
+        .output()
+        .unwrap();
+    assert!(printed.status.success(), "{}", stderr(&printed));
+    assert_eq!(stdout(&printed), text);
+    std::fs::write(&main, &printed.stdout).unwrap();
+    let out = w
+        .kaws()
+        .env("PATH", "/nonexistent")
+        .args(["cluster", "plan", "old"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(7), "{}", stderr(&out));
 }

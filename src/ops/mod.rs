@@ -22,7 +22,10 @@ pub use cluster::{
 };
 pub use credential::{admin_credential, AdminCredential};
 pub use repo::{init, RepoInit};
-pub use terraform::{cluster_terraform, ensure_init, ClusterTerraform};
+pub use terraform::{
+    cluster_entry_point, cluster_terraform, cluster_topology_change, ensure_init, ClusterTerraform,
+    TopologyChange,
+};
 
 use std::future::Future;
 

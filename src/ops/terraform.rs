@@ -15,7 +15,7 @@ use crate::fsutil::{self, Mode};
 use crate::kms::AwsOptions;
 use crate::layout::{ClusterName, Repo};
 use crate::ops::repo::RepoConfig;
-use crate::settings::ClusterSettings;
+use crate::settings::{ClusterSettings, Topology};
 use crate::terraform::{self, Action};
 
 pub struct ClusterTerraform {
@@ -100,6 +100,7 @@ fn preflight(
         ))
         .with_hint("restore main.tf from git; `kaws cluster init` writes it"));
     }
+    check_entry_point(&entry, dir.name())?;
     let main = fsutil::read_limited(
         &entry,
         256 * 1024,
@@ -252,6 +253,92 @@ fn require_s3_lockfile_support(program: &std::path::Path) -> Result<()> {
         .with_hint("install Terraform 1.10 or later (1.11 or later recommended), or point KAWS_TERRAFORM at one")),
         _ => Ok(()),
     }
+}
+
+/// An entry point written before topologies passes none to the module, and
+/// is not the one this kaws writes: say so, and how to get that one, rather
+/// than the generic "restore it from git" (which would restore the old one).
+fn check_entry_point(entry: &std::path::Path, cluster: &ClusterName) -> Result<()> {
+    let text = fsutil::read_limited(
+        entry,
+        256 * 1024,
+        "a Terraform entry point",
+        "restore main.tf from git; `kaws cluster init` writes it",
+    )?;
+    if String::from_utf8_lossy(&text).contains("var.topology") {
+        return Ok(());
+    }
+    Err(Error::input(format!(
+        "{}: this entry point was written before kaws had topologies, and does not pass `topology = var.topology` to the module",
+        entry.display()
+    ))
+    .with_hint(format!(
+        "nothing was run; write the one this kaws writes with `kaws cluster entry-point {cluster} > {}`, review the diff, and see docs/guides/change-topology.md",
+        entry.display()
+    )))
+}
+
+/// The entry point (`main.tf`) kaws writes for the cluster's settings and
+/// the repository's module source: what `kaws cluster init` wrote, and what
+/// every Terraform command requires, byte for byte. For clusters whose
+/// `main.tf` an older kaws wrote.
+pub fn cluster_entry_point(repo: &Repo, cluster: &ClusterName) -> Result<String> {
+    let dir = repo.cluster(cluster);
+    dir.require()?;
+    let settings = ClusterSettings::load(&dir.settings())?;
+    let cfg = RepoConfig::load(&repo.marker())?;
+    Ok(terraform::entry_point(&settings, &cfg.terraform_source))
+}
+
+/// The topology the cluster's state was built with, when the settings now
+/// ask for another.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TopologyChange {
+    pub from: Topology,
+    pub to: Topology,
+}
+
+/// Compare the settings' topology with the one recorded in the cluster's
+/// Terraform state (its `topology` output; a state with outputs but none
+/// of that name was built before topologies, so public). `None` when they
+/// agree, when nothing is built yet, or when the state cannot be read
+/// (Terraform itself will then say why).
+pub fn cluster_topology_change(
+    repo: &Repo,
+    cluster: &ClusterName,
+    aws: &AwsOptions,
+    accept_changes: bool,
+) -> Result<Option<TopologyChange>> {
+    ensure_init(repo, cluster, aws, accept_changes)?;
+    let dir = repo.cluster(cluster);
+    let settings = ClusterSettings::load(&dir.settings())?;
+    let program = terraform::program()?;
+    let mut cmd = command(&program, dir.path(), &settings, aws);
+    cmd.args(["output", "-json"])
+        .stdin(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    let out = match cmd.output() {
+        Ok(o) if o.status.success() => o.stdout,
+        _ => return Ok(None),
+    };
+    let Ok(outputs) = serde_json::from_slice::<serde_json::Map<String, serde_json::Value>>(&out)
+    else {
+        return Ok(None);
+    };
+    if outputs.is_empty() {
+        return Ok(None);
+    }
+    let from = match outputs.get("topology").and_then(|o| o["value"].as_str()) {
+        Some(t) => match t.parse::<Topology>() {
+            Ok(t) => t,
+            Err(_) => return Ok(None),
+        },
+        None => Topology::before_topologies(),
+    };
+    Ok((from != settings.topology).then_some(TopologyChange {
+        from,
+        to: settings.topology,
+    }))
 }
 
 /// Run one Terraform command for the cluster; returns Terraform's exit code.

@@ -58,7 +58,7 @@ resource "aws_autoscaling_group" "controller" {
   name                = "${var.cluster}-controller"
   min_size            = var.controller_min
   max_size            = var.controller_max
-  vpc_zone_identifier = aws_subnet.public[*].id
+  vpc_zone_identifier = local.server_subnet_ids
   target_group_arns   = [aws_lb_target_group.apiserver.arn]
 
   # Servers boot only once their keys and the right to decrypt them exist.

@@ -10,7 +10,7 @@ locals {
 resource "aws_ebs_volume" "etcd" {
   count = local.etcd_count
 
-  availability_zone = aws_subnet.public[count.index % length(aws_subnet.public)].availability_zone
+  availability_zone = local.zones[count.index % length(local.zones)]
   size              = var.etcd_disk_size
   type              = "gp3"
   encrypted         = true
@@ -27,7 +27,7 @@ resource "aws_instance" "etcd" {
   instance_type = var.etcd_type
   key_name      = var.ssh_key_name
 
-  subnet_id              = aws_subnet.public[count.index % length(aws_subnet.public)].id
+  subnet_id              = local.server_subnet_ids[count.index % length(local.server_subnet_ids)]
   vpc_security_group_ids = [aws_security_group.etcd.id]
   iam_instance_profile   = aws_iam_instance_profile.role["etcd"].name
 

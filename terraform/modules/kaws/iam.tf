@@ -50,6 +50,17 @@ data "aws_iam_policy_document" "role" {
       variable = "kms:EncryptionContext:kaws:file"
       values   = each.value
     }
+
+    # Private topology: only through the cluster's KMS endpoint, so stolen
+    # instance credentials decrypt nothing outside the VPC.
+    dynamic "condition" {
+      for_each = aws_vpc_endpoint.kms[*].id
+      content {
+        test     = "StringEquals"
+        variable = "aws:SourceVpce"
+        values   = [condition.value]
+      }
+    }
   }
 
   statement {
@@ -59,6 +70,16 @@ data "aws_iam_policy_document" "role" {
       [for f in local.role_certs[each.key] : "${aws_s3_bucket.keys.arn}/certs/${f}"],
       [for f in each.value : "${aws_s3_bucket.keys.arn}/keys/${f}.encrypted"],
     )
+
+    # Private topology: only through the cluster's S3 gateway endpoint.
+    dynamic "condition" {
+      for_each = aws_vpc_endpoint.s3[*].id
+      content {
+        test     = "StringEquals"
+        variable = "aws:SourceVpce"
+        values   = [condition.value]
+      }
+    }
   }
 }
 

@@ -18,9 +18,24 @@ output "vpc_id" {
   value       = aws_vpc.network.id
 }
 
+output "topology" {
+  description = "The cluster's network layout: private or public"
+  value       = var.topology
+}
+
 output "subnet_ids" {
   description = "Ids of the public subnets, one per availability zone"
   value       = aws_subnet.public[*].id
+}
+
+output "private_subnet_ids" {
+  description = "Ids of the private subnets, one per availability zone (empty when public)"
+  value       = aws_subnet.private[*].id
+}
+
+output "ingress_dns_name" {
+  description = "DNS name of the ingress load balancer (80 and 443 to the nodes; empty when public)"
+  value       = one(aws_lb.ingress[*].dns_name)
 }
 
 output "security_group_ids" {

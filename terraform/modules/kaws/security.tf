@@ -1,7 +1,12 @@
 # Security groups (instance firewalls). Only three things face the internet:
-# SSH on the bastion (from var.ssh_cidr), 443 on the masters (through the NLB,
-# which preserves client addresses) and 80/443 on the nodes (ingress). All other
-# traffic flows only between the cluster's own groups.
+# SSH on the bastion (from var.ssh_cidr, nobody unless given), 443 on the
+# masters (through the API NLB) and 80/443 on the nodes (ingress). Both NLBs
+# preserve client addresses, so those rules must name the clients, 0.0.0.0/0:
+# in the private topology masters and nodes have no public address and no
+# route in, so the load balancer is the only path from the internet to those
+# ports (and its health checks come from its own addresses in the VPC). In the
+# public topology the same rules also admit direct traffic to the servers'
+# public addresses. All other traffic flows only between the cluster's groups.
 #
 # Rules whose source is another group carry a comment instead of a description:
 # moto reports descriptions of such rules inconsistently and plans never settle.
@@ -46,8 +51,10 @@ resource "aws_security_group" "worker" {
   }
 }
 
-# Operators reach the cluster only through the bastion.
+# Operators reach the cluster only through the bastion, from var.ssh_cidr.
 resource "aws_vpc_security_group_ingress_rule" "bastion_ssh" {
+  count = var.ssh_cidr == "" ? 0 : 1
+
   security_group_id = aws_security_group.bastion.id
 
   ip_protocol = "tcp"
@@ -55,6 +62,12 @@ resource "aws_vpc_security_group_ingress_rule" "bastion_ssh" {
   to_port     = 22
   cidr_ipv4   = var.ssh_cidr
   description = "SSH from operators"
+}
+
+# Clusters made before ssh_cidr could be empty keep their rule in place.
+moved {
+  from = aws_vpc_security_group_ingress_rule.bastion_ssh
+  to   = aws_vpc_security_group_ingress_rule.bastion_ssh[0]
 }
 
 # SSH to etcd servers only through the bastion.
@@ -97,7 +110,7 @@ resource "aws_vpc_security_group_ingress_rule" "controller_ssh" {
   referenced_security_group_id = aws_security_group.bastion.id
 }
 
-# kube-apiserver behind the NLB; NLB keeps client IPs, so the world (kubectl, nodes) appears here.
+# kube-apiserver behind the API NLB, which keeps client addresses: kubectl and the nodes (through NAT in the private topology) appear here.
 resource "aws_vpc_security_group_ingress_rule" "controller_apiserver" {
   security_group_id = aws_security_group.controller.id
 
@@ -118,7 +131,7 @@ resource "aws_vpc_security_group_ingress_rule" "worker_ssh" {
   referenced_security_group_id = aws_security_group.bastion.id
 }
 
-# Ingress controllers serve HTTP on the nodes.
+# Ingress controllers serve HTTP on the nodes (private: only through the ingress NLB, which keeps client addresses).
 resource "aws_vpc_security_group_ingress_rule" "worker_http" {
   security_group_id = aws_security_group.worker.id
 
@@ -129,7 +142,7 @@ resource "aws_vpc_security_group_ingress_rule" "worker_http" {
   description = "HTTP ingress"
 }
 
-# Ingress controllers serve HTTPS on the nodes.
+# Ingress controllers serve HTTPS on the nodes (private: only through the ingress NLB, which keeps client addresses).
 resource "aws_vpc_security_group_ingress_rule" "worker_https" {
   security_group_id = aws_security_group.worker.id
 

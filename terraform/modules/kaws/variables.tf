@@ -33,13 +33,42 @@ variable "ssh_key_name" {
 
 variable "ssh_cidr" {
   type        = string
-  description = "CIDR allowed to reach the bastion on SSH port 22"
-  default     = "0.0.0.0/0"
+  description = "CIDR allowed to reach the bastion on SSH port 22; empty opens SSH to nobody outside the VPC"
+  default     = ""
 
   validation {
-    condition     = can(cidrnetmask(var.ssh_cidr))
-    error_message = "ssh_cidr must be an IPv4 CIDR such as 203.0.113.0/24."
+    condition     = var.ssh_cidr == "" || can(cidrnetmask(var.ssh_cidr))
+    error_message = "ssh_cidr must be empty or an IPv4 CIDR such as 203.0.113.0/24."
   }
+}
+
+# No default: an entry point written before topologies existed passes none,
+# and must fail loudly rather than silently move every server.
+variable "topology" {
+  type        = string
+  description = "\"private\": servers in private subnets behind NAT, only the bastion and load balancers public, S3 and KMS reached through VPC endpoints; \"public\": every server in a public subnet with a public address (kaws' first layout)"
+
+  validation {
+    condition     = contains(["private", "public"], var.topology)
+    error_message = "topology must be \"private\" or \"public\"."
+  }
+}
+
+variable "nat" {
+  type        = string
+  description = "NAT gateways of the private topology: \"per-zone\" (one per availability zone) or \"single\" (one for all zones: cheaper, but a single point of failure for the servers' outbound traffic); ignored when public"
+  default     = "per-zone"
+
+  validation {
+    condition     = contains(["per-zone", "single"], var.nat)
+    error_message = "nat must be \"per-zone\" or \"single\"."
+  }
+}
+
+variable "s3_endpoint_extra_buckets" {
+  type        = list(string)
+  description = "Buckets (besides the cluster's own and registry.k8s.io's regional layer bucket) that servers may read through the S3 gateway endpoint of the private topology, e.g. ECR's prod-<region>-starport-layer-bucket"
+  default     = []
 }
 
 variable "ami" {
@@ -139,7 +168,7 @@ variable "kubernetes_version" {
 
 variable "vpc_cidr" {
   type        = string
-  description = "CIDR of the cluster's VPC; public subnets are carved from it"
+  description = "CIDR of the cluster's VPC; a /20 per subnet is carved from it (public: 0-2, private: 8-10)"
   default     = "10.0.0.0/16"
 
   validation {

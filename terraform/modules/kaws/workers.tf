@@ -57,7 +57,10 @@ resource "aws_autoscaling_group" "worker" {
   name                = "${var.cluster}-worker"
   min_size            = var.worker_min
   max_size            = var.worker_max
-  vpc_zone_identifier = aws_subnet.public[*].id
+  vpc_zone_identifier = local.server_subnet_ids
+
+  # The ingress load balancer's targets (private topology; nlb.tf).
+  target_group_arns = [for p in sort(tolist(local.ingress_ports)) : aws_lb_target_group.ingress[p].arn]
 
   # Servers boot only once their keys and the right to decrypt them exist.
   depends_on = [aws_s3_object.cert, aws_s3_object.encrypted_key, aws_iam_role_policy.role]

@@ -3,7 +3,7 @@ use std::process::ExitCode;
 use clap::{Args, Subcommand};
 use kaws::layout::ClusterName;
 use kaws::ops::{self, ClusterInit, ClusterTerraform};
-use kaws::settings::{self, ClusterSettings, KeyAlgorithm};
+use kaws::settings::{self, ClusterSettings, KeyAlgorithm, Nat, Topology};
 use kaws::terraform::Action;
 use kaws::Result;
 
@@ -29,6 +29,14 @@ the keys, renew the certificates with new keys."
     Apply(TerraformArgs),
     /// Destroy the cluster's AWS resources (terraform destroy)
     Destroy(TerraformArgs),
+    /// Print the Terraform entry point (main.tf) kaws writes for the cluster's settings
+    #[command(
+        long_about = "Print, on standard output, the Terraform entry point (main.tf) this kaws \
+writes for the cluster's settings and the repository's module source: the file every \
+Terraform command requires, byte for byte. Nothing is written: for a cluster whose main.tf \
+an older kaws wrote, redirect it to clusters/<cluster>/main.tf and review the diff."
+    )]
+    EntryPoint(EntryPointArgs),
     /// Show the cluster's Terraform outputs: API endpoint, bastion, ids
     Output(OutputArgs),
     /// Update the Terraform state from AWS (terraform refresh)
@@ -92,6 +100,12 @@ pub struct RenewArgs {
     /// Generate new key pairs too (the service-account key included)
     #[arg(long)]
     pub new_keys: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct EntryPointArgs {
+    /// The cluster
+    pub cluster: String,
 }
 
 #[derive(Args, Debug)]
@@ -167,9 +181,15 @@ pub struct InitArgs {
     /// The network of pods
     #[arg(long, value_name = "CIDR", default_value_t = settings::default_pod_cidr())]
     pub pod_cidr: String,
-    /// Who may reach the bastion's SSH port
-    #[arg(long, value_name = "CIDR", default_value_t = settings::default_ssh_cidr())]
-    pub ssh_cidr: String,
+    /// Who may reach the bastion's SSH port (default: nobody outside the VPC)
+    #[arg(long, value_name = "CIDR")]
+    pub ssh_cidr: Option<String>,
+    /// Where servers live: private (etcd, masters and nodes in private subnets behind NAT; only the bastion and the load balancers public) or public (every server with a public address)
+    #[arg(long, value_name = "TOPOLOGY", default_value = "private")]
+    pub topology: String,
+    /// NAT gateways of a private cluster: per-zone (the default), or single (cheaper, a single point of failure for outbound traffic)
+    #[arg(long, value_name = "NAT")]
+    pub nat: Option<String>,
     /// The algorithm of the keys kaws generates
     #[arg(long, value_name = "ALG", default_value = "ecdsa-p256",
           value_parser = ["ecdsa-p256", "rsa-2048", "rsa-3072", "rsa-4096"])]
@@ -212,6 +232,12 @@ pub fn run(cmd: ClusterCommand, global: &GlobalArgs) -> Result<ExitCode> {
                 "{}",
                 serde_json::to_string_pretty(&policy).expect("serializes")
             );
+            Ok(ExitCode::SUCCESS)
+        }
+        ClusterCommand::EntryPoint(a) => {
+            let cluster = ClusterName::parse(&a.cluster)?;
+            let repo = super::current_repo()?;
+            crate::out!("{}", ops::cluster_entry_point(&repo, &cluster)?);
             Ok(ExitCode::SUCCESS)
         }
         ClusterCommand::Renew(a) => {
@@ -362,6 +388,13 @@ fn terraform(
     // and waits, so Terraform can release its lock and write its state.
     let interrupted = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let _ = signal_hook::flag::register(signal_hook::consts::SIGINT, interrupted);
+    if matches!(action, Action::Plan | Action::Apply) {
+        if let Some(change) =
+            ops::cluster_topology_change(&repo, &cluster, &global.aws(), a.accept_changes)?
+        {
+            topology_notice(&cluster, change);
+        }
+    }
     let code = ops::cluster_terraform(
         &repo,
         &ClusterTerraform {
@@ -376,8 +409,32 @@ fn terraform(
     Ok(ExitCode::from(u8::try_from(code).unwrap_or(1)))
 }
 
+/// Said before Terraform's own plan, on stderr, so it cannot be missed
+/// among a hundred resource changes nor break a plan piped elsewhere.
+fn topology_notice(cluster: &ClusterName, change: ops::TopologyChange) {
+    let what = match change.to {
+        Topology::Private => "private subnets are created with NAT gateways, VPC endpoints and an ingress load balancer; the etcd servers are replaced in them, without a public address; running masters and nodes stay in the public subnets until you replace them (an instance refresh of each Auto Scaling group)",
+        Topology::Public => "the etcd servers are replaced in the public subnets, with public addresses; running masters and nodes must be replaced (an instance refresh) before the private subnets, NAT gateways, VPC endpoints and the ingress load balancer can go",
+    };
+    eprintln!(
+        "warning: cluster {cluster}: the topology changes from {} to {}.\n  {what}.\n  etcd keeps its data volumes, but all three members restart at once: the API is down until they are back.\n  Read docs/guides/change-topology.md before applying.",
+        change.from, change.to
+    );
+}
+
 fn init(a: InitArgs, global: &GlobalArgs) -> Result<ExitCode> {
     let key_algorithm: KeyAlgorithm = a.key_algorithm.parse()?;
+    let topology: Topology = a.topology.parse()?;
+    let nat: Nat = match &a.nat {
+        Some(n) => n.parse()?,
+        None => Nat::default(),
+    };
+    if a.nat.is_some() && topology == Topology::Public {
+        return Err(kaws::Error::input(
+            "--nat applies only to the private topology: a public cluster has no NAT gateway",
+        )
+        .with_hint("leave out --nat, or use --topology private"));
+    }
     let settings = ClusterSettings {
         cluster: a.cluster,
         domain: a.domain,
@@ -385,7 +442,7 @@ fn init(a: InitArgs, global: &GlobalArgs) -> Result<ExitCode> {
         region: global.region.clone().unwrap_or_default(),
         kms_key_id: a.kms_key,
         ssh_key_name: a.ssh_key,
-        ssh_cidr: a.ssh_cidr,
+        ssh_cidr: a.ssh_cidr.unwrap_or_default(),
         ami: a.ami.unwrap_or_default(),
         instance_type: a.instance_type,
         kubernetes_version: a.kubernetes_version,
@@ -394,6 +451,8 @@ fn init(a: InitArgs, global: &GlobalArgs) -> Result<ExitCode> {
         pod_cidr: a.pod_cidr,
         key_algorithm,
         state_bucket: a.state_bucket.unwrap_or_default(),
+        topology,
+        nat,
     };
     // Validate everything that needs no AWS before contacting AWS.
     let mut check = settings.clone();
