@@ -34,8 +34,10 @@ export AWS_ENDPOINT_URL="http://127.0.0.1:$port" AWS_ACCESS_KEY_ID=quickstart AW
 export AWS_REGION=us-east-1 AWS_DEFAULT_REGION=us-east-1 AWS_CONFIG_FILE="$work/aws-config" AWS_SHARED_CREDENTIALS_FILE="$work/aws-credentials"
 export KUBECONFIG="$work/kubeconfig"
 
-step "Creating a KMS key: whoever may use it is a primary administrator"
-kms_key=$(aws kms create-key --description "kaws quickstart" --query KeyMetadata.KeyId --output text)
+step "Creating a KMS key with the key policy kaws prints: it names the primary administrators and keeps each server to its own files"
+kaws cluster key-policy demo --administrator arn:aws:iam::123456789012:role/kaws-quickstart > "$work/key-policy.json"
+kms_key=$(aws kms create-key --description "kaws quickstart" --policy "file://$work/key-policy.json" \
+  --query KeyMetadata.KeyId --output text)
 echo "KMS key: $kms_key"
 
 step "Creating what the cluster needs in AWS: a Route 53 zone, an EC2 key pair"

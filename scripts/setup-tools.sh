@@ -26,6 +26,17 @@ if ! python3 -c 'import moto.server' 2>/dev/null; then
   echo "setup: installing moto[server] with pip"
   python3 -m pip install -q 'moto[server]'
 fi
+if ! python3 -c 'import parliament' 2>/dev/null; then
+  # The IAM policy linter that judges every policy kaws writes or prints.
+  echo "setup: installing parliament with pip"
+  python3 -m pip install -q parliament
+  # parliament 1.6 imports pkg_resources, which recent setuptools no longer
+  # ships; an older setuptools brings it back.
+  if ! python3 -c 'import parliament' 2>/dev/null; then
+    echo "setup: parliament needs pkg_resources; installing setuptools<81 with pip"
+    python3 -m pip install -q 'setuptools<81'
+  fi
+fi
 if ! command -v aws >/dev/null; then
   echo "setup: installing the aws CLI with pip"
   python3 -m pip install -q awscli

@@ -17,6 +17,11 @@ pub enum ErrorKind {
     Conflict,
     /// AWS (KMS, credentials, the endpoint) refused or could not be reached.
     Aws,
+    /// KMS answered, and refused the ciphertext itself: the file is damaged,
+    /// or belongs to another cluster or file. The same exit status as
+    /// [`ErrorKind::Aws`]; `cluster check` reports it as an invalid file
+    /// rather than as an outage.
+    Ciphertext,
     /// A check found invalid, expired or exposed material.
     CheckFailed,
     /// An external program (terraform, a user's editor of files) failed.
@@ -32,7 +37,7 @@ impl ErrorKind {
             ErrorKind::Io => 1,
             ErrorKind::Input => 3,
             ErrorKind::Conflict => 4,
-            ErrorKind::Aws => 5,
+            ErrorKind::Aws | ErrorKind::Ciphertext => 5,
             ErrorKind::CheckFailed => 6,
             ErrorKind::External => 7,
         }

@@ -182,6 +182,19 @@ impl AwsKms {
     {
         let file = ctx.file();
         match &err {
+            // Missing or unusable credentials surface as a dispatch failure
+            // too; say so, rather than blame the network.
+            SdkError::DispatchFailure(_)
+                if DisplayErrorContext(&err)
+                    .to_string()
+                    .to_ascii_lowercase()
+                    .contains("credential") =>
+            {
+                return Error::aws(format!(
+                    "KMS: no AWS credentials found to {action} {file} (the environment, profiles, SSO, web identity and instance metadata were tried)"
+                ))
+                .with_hint("set up credentials (`aws configure`, `aws sso login`, AWS_PROFILE or --profile), check them with `aws sts get-caller-identity`, then run the command again");
+            }
             SdkError::DispatchFailure(_) | SdkError::TimeoutError(_) => {
                 return Error::aws(format!(
                     "KMS: could not reach {} to {action} {file}: {}",
@@ -204,7 +217,7 @@ impl AwsKms {
         let (what, hint) = match code.as_str() {
             "AccessDeniedException" | "UnrecognizedClientException" | "InvalidSignatureException" | "ExpiredTokenException" => (
                 format!("access to KMS key {key} was denied"),
-                "only primary administrators may use this key: check your credentials (`aws sts get-caller-identity`) and the key policy".to_string(),
+                "only primary administrators may use this key: check your credentials (`aws sts get-caller-identity`) and the key policy (`kaws cluster key-policy` prints the one kaws expects)".to_string(),
             ),
             "NotFoundException" => (
                 format!("KMS key {key} was not found"),
@@ -236,7 +249,12 @@ impl AwsKms {
         } else {
             format!("KMS: {what} ({detail})")
         };
-        Error::aws(message).with_hint(hint)
+        let kind = if code == "InvalidCiphertextException" {
+            crate::error::ErrorKind::Ciphertext
+        } else {
+            crate::error::ErrorKind::Aws
+        };
+        Error::new(kind, message).with_hint(hint)
     }
 }
 

@@ -17,6 +17,7 @@ pub mod layout;
 pub mod lock;
 pub mod ops;
 pub mod pki;
+pub mod policy;
 pub mod secret;
 pub mod settings;
 pub mod terraform;

@@ -116,13 +116,34 @@ pub fn entry_point(settings: &ClusterSettings, source: &str) -> String {
             settings.state_bucket, settings.cluster, settings.region
         )
     };
+    // The S3 backend's use_lockfile needs Terraform 1.10; say so where
+    // Terraform checks it.
+    let required = if settings.state_bucket.is_empty() {
+        "1.5"
+    } else {
+        "1.10"
+    };
     ENTRY_POINT
+        .replace("@REQUIRED_VERSION@", required)
         .replace("@BACKEND@", &backend)
         .replace("@SOURCE@", source)
         .replace("@CLUSTER@", &settings.cluster)
 }
 
 const ENTRY_POINT: &str = include_str!("entry_point.tf.in");
+
+/// The first Terraform that accepts the S3 backend's `use_lockfile`
+/// (generally available from 1.11).
+pub const S3_LOCKFILE_VERSION: (u32, u32, u32) = (1, 10, 0);
+
+/// `1.9.8`, `1.11.0-beta1`, `v1.5.7` as (major, minor, patch).
+pub fn parse_version(s: &str) -> Option<(u32, u32, u32)> {
+    let s = s.trim().trim_start_matches('v');
+    let core = s.split(['-', '+']).next()?;
+    let mut it = core.split('.').map(|p| p.parse::<u32>().ok());
+    let v = (it.next()??, it.next()??, it.next().unwrap_or(Some(0))?);
+    Some(v)
+}
 
 /// The Terraform commands kaws runs for a cluster.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -162,7 +183,7 @@ pub fn program() -> Result<std::path::PathBuf> {
         crate::error::ErrorKind::External,
         "terraform is not installed, or not on PATH",
     )
-    .with_hint("install Terraform 1.5 or later (HashiCorp's releases or your system's packages), or set KAWS_TERRAFORM to its path"))
+    .with_hint("install Terraform 1.5 or later, 1.10 or later for --state-bucket (HashiCorp's releases or your system's packages), or set KAWS_TERRAFORM to its path"))
 }
 
 /// The module files of a repository, read without following any link.
@@ -442,6 +463,18 @@ mod tests {
         let mut embedded: Vec<String> = MODULE_FILES.iter().map(|(n, _)| n.to_string()).collect();
         embedded.sort();
         assert_eq!(embedded, on_disk, "update MODULE_FILES in src/terraform.rs");
+    }
+
+    #[test]
+    fn versions_parse() {
+        assert_eq!(parse_version("1.9.8"), Some((1, 9, 8)));
+        assert_eq!(parse_version("v1.11.0-beta1"), Some((1, 11, 0)));
+        assert_eq!(parse_version("1.10"), Some((1, 10, 0)));
+        assert!(parse_version("1.9.8") < Some(S3_LOCKFILE_VERSION));
+        assert!(parse_version("1.11.4") >= Some(S3_LOCKFILE_VERSION));
+        for bad in ["", "x", "1", "1.x.3", "-1.2.3"] {
+            assert_eq!(parse_version(bad), None, "{bad}");
+        }
     }
 
     #[test]

@@ -279,3 +279,19 @@ fn forty_bad_inputs_are_refused_cleanly() {
     );
     eprintln!("{n} bad inputs refused cleanly");
 }
+
+/// A name kaws would accept but git would hide: an administrator whose
+/// certificate the `*-key.pem` ignore rule would match.
+#[test]
+fn admin_names_git_would_hide_are_refused_up_front() {
+    let w = World::new();
+    let key = w.kms_key();
+    assert!(w.cluster_init("names", &key, &[]).status.success());
+    let out = w
+        .kaws()
+        .args(["admin", "create", "names", "ops-key", "--kms-key", &key])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    assert!(stderr(&out).contains("ends in -key"), "{}", stderr(&out));
+}

@@ -116,6 +116,23 @@ fn main_error_messages() {
         &["admin", "install", "snap", "ghost"],
         &["admin", "credential", "snap", "ghost"],
         &["admin", "create", "snap", "ca", "--kms-key", "alias/k"],
+        &["admin", "create", "snap", "ops-key", "--kms-key", "alias/k"],
+        &[
+            "cluster",
+            "key-policy",
+            "snap",
+            "--administrator",
+            "arn:aws:sts::123456789012:assumed-role/Admin/alice",
+        ],
+        &[
+            "cluster",
+            "key-policy",
+            "snap",
+            "--administrator",
+            "arn:aws:iam::123456789012:role/a",
+            "--administrator",
+            "arn:aws:iam::210987654321:role/b",
+        ],
     ];
     let mut text = String::new();
     for args in cases {

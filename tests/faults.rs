@@ -401,3 +401,107 @@ fn kms_faults_are_retried_then_fail_clearly_and_write_nothing() {
     assert_eq!(before, w.snapshot());
     eprintln!("fault injection: 2 x 5xx, 2 x throttle, 2 x dropped, 3 x slow (0.8 s), {attempts} x endless 5xx, 1 unreachable endpoint");
 }
+
+/// A KMS outage is not a PKI problem: `cluster check` prints its report,
+/// says the keys were not checked, and exits 5 (AWS), not 6 (invalid PKI).
+/// A damaged ciphertext is still 6, and so is a real problem during an outage.
+#[test]
+fn check_reports_a_kms_outage_as_5_and_a_broken_pki_as_6() {
+    let w = World::new();
+    let key = w.kms_key();
+    assert!(w.cluster_init("out", &key, &[]).status.success());
+    let dead = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        format!("http://{}", l.local_addr().unwrap())
+    };
+    let out = w
+        .kaws()
+        .env("AWS_ENDPOINT_URL", &dead)
+        .args(["cluster", "check", "out"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(5),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    assert!(
+        stdout(&out).contains("Keys were not checked"),
+        "{}",
+        stdout(&out)
+    );
+    assert!(
+        stderr(&out).contains("could not be checked") && stderr(&out).contains("--offline"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(
+        !stderr(&out).contains("renew"),
+        "no false PKI alarm: {}",
+        stderr(&out)
+    );
+    let report = w
+        .kaws()
+        .env("AWS_ENDPOINT_URL", &dead)
+        .args(["cluster", "check", "out", "-o", "json"])
+        .output()
+        .unwrap();
+    assert_eq!(report.status.code(), Some(5));
+    let v = json(&stdout(&report));
+    assert!(
+        v["kms_error"]["message"].as_str().unwrap().contains(&dead),
+        "{v}"
+    );
+    assert!(v["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|f| f["state"] == "ok"));
+
+    // No credentials at all: said so, not blamed on the network; still 5.
+    let out = w
+        .kaws()
+        .env_remove("AWS_ACCESS_KEY_ID")
+        .env_remove("AWS_SECRET_ACCESS_KEY")
+        .args(["cluster", "check", "out"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(5), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("no AWS credentials") && stderr(&out).contains("aws configure"),
+        "{}",
+        stderr(&out)
+    );
+
+    // A real problem during the outage still gives 6.
+    let d = w.cluster_dir("out");
+    std::fs::write(
+        w.repo.join("leak.pem"),
+        b"-----BEGIN PRIVATE KEY-----\nMIGH\n-----END PRIVATE KEY-----\n",
+    )
+    .unwrap();
+    let out = w
+        .kaws()
+        .env("AWS_ENDPOINT_URL", &dead)
+        .args(["cluster", "check", "out"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(6), "{}", stdout(&out));
+    std::fs::remove_file(w.repo.join("leak.pem")).unwrap();
+
+    // A ciphertext KMS refuses as misplaced is the file's fault: 6.
+    std::fs::copy(
+        d.join("node-key.pem.encrypted"),
+        d.join("etcd-key.pem.encrypted"),
+    )
+    .unwrap();
+    let out = w.kaws().args(["cluster", "check", "out"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(6), "{}", stdout(&out));
+    assert!(
+        stdout(&out).contains("does not decrypt"),
+        "{}",
+        stdout(&out)
+    );
+}

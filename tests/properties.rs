@@ -29,6 +29,27 @@ fn to_pem(tag: &str, der: &[u8]) -> String {
 proptest! {
     #![proptest_config(ProptestConfig { cases: 128, .. ProptestConfig::default() })]
 
+    /// Whatever is given as an administrator or account, key-policy either
+    /// refuses it with a hint or prints a policy that names exactly the
+    /// principals given, each inside the JSON strings (no injection).
+    #[test]
+    fn key_policy_never_panics_and_names_only_what_was_given(
+        arn in prop_oneof![
+            "\\PC{0,80}",
+            "arn:aws(-cn)?:iam::[0-9]{12}:(role|user)/[A-Za-z0-9+=,.@_/\"*-]{0,40}",
+        ],
+        account in proptest::option::of("[0-9a-z]{0,14}"),
+    ) {
+        let cluster = ClusterName::parse("prod").unwrap();
+        match kaws::policy::key_policy(&cluster, std::slice::from_ref(&arn), account.as_deref()) {
+            Err(e) => prop_assert!(e.hint().is_some()),
+            Ok(p) => {
+                prop_assert!(!arn.contains('"') && !arn.contains('*') && !arn.ends_with('/'));
+                prop_assert_eq!(&p["Statement"][1]["Principal"]["AWS"][0], &serde_json::json!(arn));
+            }
+        }
+    }
+
     #[test]
     fn csr_parsing_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..2048)) {
         let _ = verify_csr(&bytes, Path::new("x.csr"));

@@ -102,6 +102,16 @@ pub struct AdminCreated {
 }
 
 pub fn admin_create(repo: &Repo, opts: AdminCreate) -> Result<AdminCreated> {
+    // The repository's .gitignore drops `*-key.pem` (a plaintext key must
+    // never be committed), which would hide `<name>.pem` of such an admin.
+    if opts.name.as_str().ends_with("-key") {
+        return Err(Error::input(format!(
+            "the administrator name {:?} ends in -key: its certificate, {}.pem, would match the repository's *-key.pem ignore rule and never be committed",
+            opts.name.as_str(),
+            opts.name
+        ))
+        .with_hint("choose a name that does not end in -key"));
+    }
     crate::settings::validate_kms_key(&opts.kms_key)?;
     validate_groups(&opts.groups)?;
     let (dir, settings) = open_cluster(repo, &opts.cluster)?;

@@ -72,10 +72,23 @@ pub struct Finding {
 pub struct CheckReport {
     pub cluster: String,
     pub offline: bool,
+    /// Set when KMS could not be asked (unreachable, credentials, access
+    /// denied, throttled): the keys were not checked, which says nothing
+    /// about the PKI. The command then exits 5, not 6, unless the PKI has
+    /// a problem of its own.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kms_error: Option<KmsError>,
     pub findings: Vec<Finding>,
     /// The health of the cluster's KMS key and of each administrator's
     /// (empty with --offline).
     pub kms_keys: Vec<KmsKeyFinding>,
+}
+
+/// Why the keys could not be checked, and what to do.
+#[derive(Debug, Clone, Serialize)]
+pub struct KmsError {
+    pub message: String,
+    pub hint: Option<String>,
 }
 
 impl CheckReport {
@@ -532,6 +545,7 @@ pub fn cluster_check(
         findings.push(f);
     }
 
+    let mut kms_error = None;
     let mut kms_keys = Vec::new();
     if !offline {
         let mut aws = aws.clone();
@@ -597,6 +611,13 @@ pub fn cluster_check(
                     settings.kms_key_id
                 ),
             ),
+            // KMS could not be asked: an outage, not a wrong setting.
+            (Err(e), _) if e.kind() == ErrorKind::Aws => {
+                kms_error = Some(KmsError {
+                    message: e.message().to_string(),
+                    hint: e.hint().map(str::to_string),
+                });
+            }
             (Err(e), _) => settings_finding.fail(State::Invalid, e.message().to_string()),
             _ => {}
         }
@@ -622,6 +643,15 @@ pub fn cluster_check(
                     ),
                 ),
                 (Ok(_), None) => {}
+                // KMS itself failed: nothing is known about this key.
+                (Err(e), _) if e.kind() == ErrorKind::Aws => {
+                    if kms_error.is_none() {
+                        kms_error = Some(KmsError {
+                            message: e.message().to_string(),
+                            hint: e.hint().map(str::to_string),
+                        });
+                    }
+                }
                 // Already reported: the certificate is missing too.
                 (Err(_), None) if f.state == State::Invalid => {}
                 (Err(e), _) => f.fail(State::Invalid, e.message().to_string()),
@@ -663,6 +693,7 @@ pub fn cluster_check(
     Ok(CheckReport {
         cluster: cluster.to_string(),
         offline,
+        kms_error,
         findings,
         kms_keys,
     })

@@ -14,7 +14,8 @@ pub use admin::{
     InstallMode, SignPrompt,
 };
 pub use check::{
-    cluster_check, looks_like_private_key, CheckReport, Finding, KmsKeyFinding, State, WARN_DAYS,
+    cluster_check, looks_like_private_key, CheckReport, Finding, KmsError, KmsKeyFinding, State,
+    WARN_DAYS,
 };
 pub use cluster::{
     cluster_init, cluster_reencrypt, cluster_renew, ClusterInit, ClusterInitReport, ClusterRenew,

@@ -49,6 +49,8 @@ const GITIGNORE: &str = "\
 .terraform/
 .terraform.lock.hcl
 *.tfstate.backup
+# Saved plans (`kaws cluster plan prod -- -out=prod.plan`) hold the planned values.
+*.plan
 # kaws' own lock and the leftovers of an interrupted command.
 clusters/.*.lock
 .kaws-tmp-*

@@ -219,6 +219,9 @@ pub fn ensure_init(
         tracing::info!("terraform init not needed: entry point and module unchanged");
         return Ok(false);
     }
+    if !settings.state_bucket.is_empty() {
+        require_s3_lockfile_support(&program)?;
+    }
     tracing::info!("running terraform init: first use, or the entry point or module changed");
     let mut cmd = command(&program, dir.path(), &settings, aws);
     cmd.args(["init", "-input=false"]);
@@ -241,6 +244,35 @@ pub fn ensure_init(
     }
     fsutil::replace(&stamp, format!("{digest}\n").as_bytes(), Mode::Public)?;
     Ok(true)
+}
+
+/// The S3 backend kaws writes locks with `use_lockfile`, which Terraform
+/// accepts from 1.10 on. Older versions fail in `terraform init` with a
+/// message about an unsupported argument; say what is wrong instead. When
+/// the version cannot be read, Terraform itself is left to judge.
+fn require_s3_lockfile_support(program: &std::path::Path) -> Result<()> {
+    let Ok(out) = Command::new(program).args(["version", "-json"]).output() else {
+        return Ok(());
+    };
+    let Some(version) = serde_json::from_slice::<serde_json::Value>(&out.stdout)
+        .ok()
+        .and_then(|v| v["terraform_version"].as_str().map(str::to_string))
+    else {
+        return Ok(());
+    };
+    match terraform::parse_version(&version) {
+        Some(v) if v < terraform::S3_LOCKFILE_VERSION => Err(Error::new(
+            ErrorKind::External,
+            format!(
+                "Terraform {version} ({}) cannot use this cluster's S3 state backend: its use_lockfile setting needs Terraform {}.{} or later",
+                program.display(),
+                terraform::S3_LOCKFILE_VERSION.0,
+                terraform::S3_LOCKFILE_VERSION.1,
+            ),
+        )
+        .with_hint("install Terraform 1.10 or later (1.11 or later recommended), or point KAWS_TERRAFORM at one")),
+        _ => Ok(()),
+    }
 }
 
 /// An entry point written before topologies passes none to the module, and

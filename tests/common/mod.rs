@@ -424,3 +424,87 @@ pub fn tf(w: &World, args: &[&str]) -> std::process::Output {
     }
     out
 }
+
+/// Lint policy documents with parliament (tests/common/parliament_judge.py):
+/// `(name, document)` in, `name -> [(issue, detail)]` out.
+pub fn parliament(
+    policies: &[(String, serde_json::Value)],
+) -> std::collections::BTreeMap<String, Vec<(String, String)>> {
+    use std::io::Write;
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/common/parliament_judge.py");
+    let input: serde_json::Map<String, serde_json::Value> = policies.iter().cloned().collect();
+    let mut child = Command::new("python3")
+        .arg(script)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("python3 is needed to run parliament, the IAM policy linter");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(serde_json::Value::Object(input).to_string().as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "parliament could not judge the policies: {}\n(install it with `bash scripts/setup-tools.sh`)",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v = json(&String::from_utf8_lossy(&out.stdout));
+    v.as_object()
+        .unwrap()
+        .iter()
+        .map(|(name, findings)| {
+            let f = findings
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|f| {
+                    (
+                        f["issue"].as_str().unwrap().to_string(),
+                        f["detail"].to_string(),
+                    )
+                })
+                .collect();
+            (name.clone(), f)
+        })
+        .collect()
+}
+
+/// The docs' "who may decrypt which file" table (docs/concepts/cluster.md):
+/// role (`controller`, `worker`, `etcd`, or `primary-administrators`) to
+/// the `kaws:file` names it may decrypt.
+pub fn docs_decrypt_table() -> std::collections::BTreeMap<String, std::collections::BTreeSet<String>>
+{
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/concepts/cluster.md");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let start = text
+        .find("| IAM role | may decrypt | may download |")
+        .expect("the decrypt table in docs/concepts/cluster.md");
+    let mut table = std::collections::BTreeMap::new();
+    for line in text[start..].lines().skip(2) {
+        if !line.starts_with('|') {
+            break;
+        }
+        let cells: Vec<&str> = line.split('|').map(str::trim).collect();
+        let ticked = |cell: &str| -> Vec<String> {
+            cell.split('`')
+                .enumerate()
+                .filter(|(i, _)| i % 2 == 1)
+                .map(|(_, s)| s.to_string())
+                .collect()
+        };
+        let role = ticked(cells[1])
+            .into_iter()
+            .next()
+            .unwrap_or_else(|| "primary-administrators".to_string());
+        let files = ticked(cells[2])
+            .into_iter()
+            .filter(|f| f.ends_with("-key.pem"))
+            .collect();
+        table.insert(role, files);
+    }
+    table
+}

@@ -49,7 +49,7 @@ pub enum Command {
     /// Give administrators access to a cluster
     #[command(subcommand)]
     Admin(AdminCommand),
-    /// Print a shell completion script (bash, zsh, fish, powershell)
+    /// Print a shell completion script (bash, elvish, fish, powershell, zsh)
     Completions {
         /// The shell
         #[arg(value_enum)]

@@ -69,6 +69,32 @@ in one atomic swap. Apply the cluster afterwards so the servers receive the new 
 Administrators renew with `kaws admin sign --renew`."
     )]
     Renew(RenewArgs),
+    /// Print the key policy for the cluster's KMS key (JSON), from the certificate table
+    #[command(
+        long_about = "Print the key policy for the cluster's KMS key, as JSON, for \
+`aws kms create-key --policy` or `aws kms put-key-policy`. It is built from the same \
+certificate table as the module's IAM policies:\n\n\
+- the account's IAM policies may grant use of the key: each server role reaches it only \
+through its own IAM policy, which allows kms:Decrypt for that role's files alone;\n\
+- the primary administrators (--administrator) may describe the key, and encrypt, decrypt \
+and re-encrypt with it under this cluster's encryption context;\n\
+- whatever IAM says, each key file can be decrypted only by the primary administrators and \
+the server role that holds it, and ca-key.pem by the primary administrators alone.\n\n\
+Nothing is sent to AWS, and no repository is needed: print it before `kaws cluster init`."
+    )]
+    KeyPolicy(KeyPolicyArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct KeyPolicyArgs {
+    /// The cluster (its name goes into the encryption-context conditions and the server roles' names)
+    pub cluster: String,
+    /// A primary administrator: the ARN of an IAM role or user (repeat for each)
+    #[arg(long = "administrator", value_name = "ARN", required = true)]
+    pub administrators: Vec<String>,
+    /// The AWS account of the key and the cluster (default: the administrators' account)
+    #[arg(long, value_name = "ID")]
+    pub account: Option<String>,
 }
 
 #[derive(Args, Debug)]
@@ -202,6 +228,16 @@ pub fn run(cmd: ClusterCommand, global: &GlobalArgs) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         ClusterCommand::Check(a) => check(a, global),
+        ClusterCommand::KeyPolicy(a) => {
+            let cluster = ClusterName::parse(&a.cluster)?;
+            let policy =
+                kaws::policy::key_policy(&cluster, &a.administrators, a.account.as_deref())?;
+            crate::outln!(
+                "{}",
+                serde_json::to_string_pretty(&policy).expect("serializes")
+            );
+            Ok(ExitCode::SUCCESS)
+        }
         ClusterCommand::EntryPoint(a) => {
             let cluster = ClusterName::parse(&a.cluster)?;
             let repo = super::current_repo()?;
@@ -286,6 +322,12 @@ fn check(a: CheckArgs, global: &GlobalArgs) -> Result<ExitCode> {
             if report.offline {
                 out.push_str("Keys were not decrypted (--offline).\n");
             } else {
+                if let Some(e) = &report.kms_error {
+                    out.push_str(&format!(
+                        "Keys were not checked: {}\n",
+                        kaws::text::escape(&e.message)
+                    ));
+                }
                 out.push_str(&format!(
                     "\n{:<28} {:<8} {:<17} {:<21} KEY\n",
                     "KMS KEY OF", "KIND", "STATE", "DELETION"
@@ -318,6 +360,21 @@ fn check(a: CheckArgs, global: &GlobalArgs) -> Result<ExitCode> {
         let n = report.failures();
         return Err(kaws::Error::new(kaws::ErrorKind::CheckFailed, format!("cluster {cluster}: {n} problem(s) found"))
             .with_hint("see the lines above: renew expired certificates, restore damaged files from git, remove any plaintext key, bring the cluster's KMS key back"));
+    }
+    if let Some(e) = &report.kms_error {
+        // An outage or a refusal is not a PKI problem: exit 5, as every
+        // other command does when AWS fails.
+        let hint = e
+            .hint
+            .as_deref()
+            .unwrap_or("check your credentials, the region and the network");
+        return Err(kaws::Error::aws(format!(
+            "cluster {cluster}: the keys could not be checked, and nothing else is wrong: {}",
+            e.message
+        ))
+        .with_hint(format!(
+            "{hint}; or run `kaws cluster check {cluster} --offline` to check everything but the keys"
+        )));
     }
     Ok(ExitCode::SUCCESS)
 }

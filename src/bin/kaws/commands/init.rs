@@ -7,9 +7,9 @@ use kaws::Result;
 
 /// Create a new kaws repository in the directory NAME.
 ///
-/// The directory must not exist, or be empty. It receives kaws.json (which
-/// marks the repository), .gitignore, clusters/ and terraform/ (the
-/// Terraform module of this version of kaws). Run `git init` in it
+/// The directory must not exist yet (an empty one is refused too). It
+/// receives kaws.json (which marks the repository), .gitignore, clusters/
+/// and terraform/ (the Terraform module of this version of kaws). Run `git init` in it
 /// afterwards: a kaws repository is meant to be a git repository.
 #[derive(Args, Debug)]
 pub struct InitArgs {

@@ -18,7 +18,11 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
         Command::Completions { shell } => {
             let mut cmd = <Cli as clap::CommandFactory>::command();
-            clap_complete::generate(shell, &mut cmd, "kaws", &mut std::io::stdout());
+            // Through a buffer and `out!`: clap_complete writing to stdout
+            // itself panics on a closed pipe (`kaws completions bash | head`).
+            let mut buf = Vec::new();
+            clap_complete::generate(shell, &mut cmd, "kaws", &mut buf);
+            crate::out!("{}", String::from_utf8_lossy(&buf));
             Ok(ExitCode::SUCCESS)
         }
         Command::Man => {
