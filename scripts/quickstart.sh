@@ -73,8 +73,11 @@ step "kaws cluster init: the cluster's settings and PKI, every private key seale
 kaws cluster init demo --domain quickstart.example.com --zone-id "$zone_id" --kms-key "$kms_key" \
   --ssh-key quickstart --ami "$ami"
 
-step "openssl, an independent judge, verifies the chain"
-(cd clusters/demo && openssl verify -CAfile ca.pem apiserver.pem node.pem etcd.pem etcd-client.pem)
+step "openssl, an independent judge, verifies each chain against its own CA"
+(cd clusters/demo &&
+  openssl verify -CAfile ca.pem apiserver.pem node.pem &&
+  openssl verify -CAfile etcd-ca.pem etcd.pem etcd-client.pem &&
+  openssl verify -CAfile front-proxy-ca.pem front-proxy-client.pem)
 
 step "In an emergency, the aws CLI alone recovers a key (here: checked against its certificate, never written to disk)"
 (cd clusters/demo &&
