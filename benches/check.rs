@@ -14,6 +14,7 @@ use std::time::Duration;
 use criterion::{criterion_group, criterion_main, Criterion};
 use kaws::pki::{self, Ca, PrivateKey, Subject};
 use kaws::settings::ClusterSettings;
+use kaws::signer::CaSigner;
 
 const ADMINS: usize = 10_000;
 
@@ -30,28 +31,31 @@ fn fixture(root: &Path) {
     )
     .unwrap();
     std::fs::write(dir.join("terraform.tfvars.json"), settings.to_json()).unwrap();
-    let ca_key = PrivateKey::generate(settings.key_algorithm).unwrap();
-    let ca_pem = pki::self_signed(
+    let ca_key = CaSigner::local(
+        PrivateKey::generate(settings.key_algorithm).unwrap(),
+        "ca-key.pem.encrypted",
+    )
+    .unwrap();
+    let ca_pem = now(pki::self_signed(
         &pki::CA,
         &Subject::for_cluster(&pki::CA, &settings).unwrap(),
         &ca_key,
         false,
-    )
+    ))
     .unwrap();
     std::fs::write(dir.join("ca.pem"), &ca_pem).unwrap();
     let ca = Ca::new(&ca_pem, &ca_key).unwrap();
     for spec in &pki::CLUSTER_CERTS[1..] {
         let key = PrivateKey::generate(settings.key_algorithm).unwrap();
         if spec.has_certificate() {
-            let pem = ca
-                .sign(
-                    spec,
-                    &Subject::for_cluster(spec, &settings).unwrap(),
-                    key.key_pair(),
-                    365,
-                    false,
-                )
-                .unwrap();
+            let pem = now(ca.sign(
+                spec,
+                &Subject::for_cluster(spec, &settings).unwrap(),
+                key.key_pair(),
+                365,
+                false,
+            ))
+            .unwrap();
             std::fs::write(dir.join(format!("{}.pem", spec.stem)), pem).unwrap();
         } else {
             std::fs::write(dir.join(format!("{}.pub", spec.stem)), key.public_key_pem()).unwrap();
@@ -68,14 +72,13 @@ fn fixture(root: &Path) {
     let spki = admin_key.public_key_der();
     for i in 0..ADMINS {
         let name = format!("admin-{i:05}");
-        let pem = ca
-            .sign_admin(
-                &Subject::for_admin(&name, &["ops".to_string()]),
-                &spki,
-                365,
-                false,
-            )
-            .unwrap();
+        let pem = now(ca.sign_admin(
+            &Subject::for_admin(&name, &["ops".to_string()]),
+            &spki,
+            365,
+            false,
+        ))
+        .unwrap();
         std::fs::write(dir.join(format!("{name}.pem")), pem).unwrap();
         std::fs::write(
             dir.join(format!("{name}-key.pem.encrypted")),
@@ -115,3 +118,13 @@ fn bench(c: &mut Criterion) {
 
 criterion_group!(benches, bench);
 criterion_main!(benches);
+
+/// Run a signing future to its end: a local key signs without waiting.
+fn now<F: std::future::Future>(f: F) -> F::Output {
+    let mut f = std::pin::pin!(f);
+    let waker = std::task::Waker::noop();
+    match f.as_mut().poll(&mut std::task::Context::from_waker(waker)) {
+        std::task::Poll::Ready(v) => v,
+        std::task::Poll::Pending => unreachable!("a local key signs without waiting"),
+    }
+}

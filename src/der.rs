@@ -131,10 +131,12 @@ pub fn csr(key: &PrivateKey, subject: &Subject) -> Result<String> {
 pub struct IssuerInfo<'a> {
     pub subject_der: &'a [u8],
     pub key_id: Vec<u8>,
-    pub key: &'a PrivateKey,
+    /// The algorithm the issuer's signer signs with.
+    pub alg: crate::signer::SigAlg,
 }
 
-/// A certificate for `spki_der` with exactly what `spec` says.
+/// The TBSCertificate of a certificate for `spki_der` with exactly what
+/// `spec` says, for the issuer's [`crate::signer::Signer`] to sign.
 #[allow(clippy::too_many_arguments)]
 pub fn certificate(
     spec: &CertSpec,
@@ -145,7 +147,7 @@ pub fn certificate(
     serial: &[u8],
     not_before: OffsetDateTime,
     not_after: OffsetDateTime,
-) -> Result<String> {
+) -> Result<Vec<u8>> {
     let mut usages: Vec<KeyUsage> = spec.key_usages.to_vec();
     if subject_rsa && spec.rsa_key_encipherment {
         usages.push(KeyUsage::KeyEncipherment);
@@ -189,12 +191,11 @@ pub fn certificate(
                 .write_tagged_implicit(Tag::context(0), |w| w.write_bytes(&issuer.key_id))
         })
     });
-    let mut alg_err = Ok(());
     let tbs = yasna::construct_der(|w| {
         w.write_sequence(|w| {
             w.next().write_tagged(Tag::context(0), |w| w.write_u8(2));
             w.next().write_bigint_bytes(serial, true);
-            alg_err = write_sig_alg(w.next(), issuer.key);
+            w.next().write_der(&issuer.alg.identifier_der());
             w.next().write_der(issuer.subject_der);
             w.next().write_sequence(|w| {
                 write_time(w.next(), not_before);
@@ -215,6 +216,5 @@ pub fn certificate(
             });
         })
     });
-    alg_err?;
-    sign_and_wrap(issuer.key, tbs, "CERTIFICATE")
+    Ok(tbs)
 }

@@ -573,6 +573,273 @@ impl AwsKms {
     }
 }
 
+/// The signing half of the seam (issue 17): a CA's asymmetric KMS key.
+/// [`crate::signer::CaSigner::Kms`] calls these; nothing else does.
+impl AwsKms {
+    /// A label for errors about something that is not a sealed file: the
+    /// encryption context carries the words KMS errors name.
+    fn label(what: &str) -> EncryptionContext {
+        EncryptionContext {
+            cluster: ClusterName::parse("kaws").expect("valid"),
+            file: what.to_string(),
+        }
+    }
+
+    /// `kms:Sign` of `message` (the DER TBSCertificate) with SHA-256.
+    ///
+    /// MessageType RAW: KMS hashes the message itself, so CloudTrail and a
+    /// key policy's `kms:MessageType` condition see a whole certificate
+    /// being signed, never a bare digest someone else computed; RAW takes
+    /// up to 4096 bytes, far more than any certificate kaws makes.
+    pub async fn sign(
+        &self,
+        key_id: &str,
+        alg: crate::signer::SigAlg,
+        what: &str,
+        message: &[u8],
+    ) -> Result<Vec<u8>> {
+        use aws_sdk_kms::types::{MessageType, SigningAlgorithmSpec};
+        let ctx = Self::label(what);
+        if message.len() > 4096 {
+            return Err(Error::input(format!(
+                "{what}: the certificate to sign is {} bytes, more than the 4096 kms:Sign accepts",
+                message.len()
+            ))
+            .with_hint("this certificate has too many names; report it as a bug of kaws"));
+        }
+        tracing::debug!(key = key_id, what, "KMS Sign");
+        let out = match self
+            .client
+            .sign()
+            .key_id(key_id)
+            .message(Blob::new(message.to_vec()))
+            .message_type(MessageType::Raw)
+            .signing_algorithm(SigningAlgorithmSpec::from(alg.kms_name()))
+            .send()
+            .await
+        {
+            Ok(out) => out,
+            Err(e) => return Err(self.explain_async("sign with", Some(key_id), &ctx, e).await),
+        };
+        out.signature
+            .map(Blob::into_inner)
+            .filter(|s| !s.is_empty())
+            .ok_or_else(|| {
+                Error::aws(format!(
+                    "KMS returned no signature from key {key_id} for {what}"
+                ))
+            })
+    }
+
+    /// The signer of a CA held by KMS: one DescribeKey (its state, usage
+    /// and spec) and one GetPublicKey, concurrently. A key that is not
+    /// enabled, not a signing key, or not of `alg`'s spec is refused with
+    /// one line naming it.
+    pub async fn ca_signer(
+        &self,
+        key_id: &str,
+        alg: crate::settings::KeyAlgorithm,
+        what: &str,
+    ) -> Result<crate::signer::KmsSigner> {
+        use aws_sdk_kms::types::KeyUsageType;
+        let ctx = Self::label(what);
+        let (described, public) = futures::join!(
+            self.client.describe_key().key_id(key_id).send(),
+            self.client.get_public_key().key_id(key_id).send()
+        );
+        let described = match described {
+            Ok(d) => d,
+            Err(e) => return Err(self.explain_async("use", Some(key_id), &ctx, e).await),
+        };
+        let meta = described
+            .key_metadata
+            .ok_or_else(|| Error::aws(format!("KMS: no description returned for key {key_id}")))?;
+        let raw = meta.key_state.as_ref().map(|s| s.as_str().to_string());
+        let state = KeyState::from_aws(raw.as_deref(), meta.enabled);
+        let arn = meta.arn.clone().unwrap_or_else(|| key_id.to_string());
+        if state != KeyState::Enabled {
+            let health = KeyHealth {
+                key: key_id.to_string(),
+                arn: Some(arn),
+                state,
+                aws_state: raw,
+                deletion_date: meta.deletion_date.and_then(|d| rfc3339(&d)),
+                detail: None,
+            };
+            return Err(health.refusal("sign with", what));
+        }
+        if meta.key_usage != Some(KeyUsageType::SignVerify) {
+            return Err(Error::input(format!(
+                "KMS key {arn} cannot be {what}: its key usage is {}, not SIGN_VERIFY",
+                meta.key_usage
+                    .as_ref()
+                    .map(|u| u.as_str())
+                    .unwrap_or("not given by KMS (a symmetric key?)")
+            ))
+            .with_hint(format!(
+                "give an asymmetric KMS key made for signing (`aws kms create-key --key-usage SIGN_VERIFY --key-spec {}`), or leave out --ca-kms-key and kaws creates one",
+                kms_key_spec(alg)
+            )));
+        }
+        let spec = meta
+            .key_spec
+            .as_ref()
+            .map(|s| s.as_str())
+            .unwrap_or("unknown");
+        if spec != kms_key_spec(alg) {
+            return Err(Error::input(format!(
+                "KMS key {arn} cannot be {what}: its key spec is {spec}, but the cluster's key algorithm {alg} needs {}",
+                kms_key_spec(alg)
+            ))
+            .with_hint(format!(
+                "give a key of spec {} or choose --key-algorithm to match the key",
+                kms_key_spec(alg)
+            )));
+        }
+        let sig = crate::signer::SigAlg::of(alg);
+        let algorithms = meta.signing_algorithms.as_deref().unwrap_or_default();
+        if !algorithms.is_empty() && !algorithms.iter().any(|a| a.as_str() == sig.kms_name()) {
+            return Err(Error::input(format!(
+                "KMS key {arn} cannot be {what}: it does not sign with {}",
+                sig.kms_name()
+            ))
+            .with_hint(
+                "give a key that signs with it, or leave out --ca-kms-key and kaws creates one",
+            ));
+        }
+        let public = match public {
+            Ok(p) => p,
+            Err(e) => {
+                return Err(self
+                    .explain_async("read the public key of", Some(key_id), &ctx, e)
+                    .await)
+            }
+        };
+        let spki = public
+            .public_key
+            .map(Blob::into_inner)
+            .ok_or_else(|| Error::aws(format!("KMS returned no public key for key {arn}")))?;
+        Ok(crate::signer::KmsSigner {
+            kms: self.clone(),
+            key_id: arn,
+            spki,
+            alg: sig,
+            what: what.to_string(),
+        })
+    }
+
+    /// The public key (DER SubjectPublicKeyInfo) of an asymmetric key, from
+    /// GetPublicKey: what `cluster check` compares a CA certificate with.
+    pub async fn public_key(&self, key_id: &str, what: &str) -> Result<Vec<u8>> {
+        let ctx = Self::label(what);
+        let out = match self.client.get_public_key().key_id(key_id).send().await {
+            Ok(out) => out,
+            Err(e) => {
+                return Err(self
+                    .explain_async("read the public key of", Some(key_id), &ctx, e)
+                    .await)
+            }
+        };
+        out.public_key
+            .map(Blob::into_inner)
+            .ok_or_else(|| Error::aws(format!("KMS returned no public key for key {key_id}")))
+    }
+
+    /// Create the asymmetric signing key of one CA, tagged with the cluster
+    /// and the CA, and alias it `alias/kaws-<cluster>-<stem>`. Returns its
+    /// ARN.
+    pub async fn create_ca_key(
+        &self,
+        cluster: &ClusterName,
+        stem: &str,
+        purpose: &str,
+        alg: crate::settings::KeyAlgorithm,
+    ) -> Result<String> {
+        use aws_sdk_kms::types::{KeySpec, KeyUsageType, Tag};
+        let what = format!("the {purpose} of cluster {cluster}");
+        let ctx = Self::label(&what);
+        let tag = |k: &str, v: &str| Tag::builder().tag_key(k).tag_value(v).build();
+        let tags = [tag("kaws:cluster", cluster.as_str()), tag("kaws:ca", stem)];
+        let mut req = self
+            .client
+            .create_key()
+            .key_usage(KeyUsageType::SignVerify)
+            .key_spec(KeySpec::from(kms_key_spec(alg)))
+            .description(format!("kaws: {what}; signs its certificates (kms:Sign)"));
+        for t in tags {
+            req = req.tags(t.map_err(|e| Error::aws(format!("KMS: a bad tag: {e}")))?);
+        }
+        let out = match req.send().await {
+            Ok(out) => out,
+            Err(e) => return Err(self.explain("create a key for", "(new)", &ctx, e)),
+        };
+        let arn = out
+            .key_metadata
+            .and_then(|m| m.arn)
+            .ok_or_else(|| Error::aws(format!("KMS returned no key ARN for {what}")))?;
+        let alias = ca_key_alias(cluster, stem);
+        if let Err(e) = self
+            .client
+            .create_alias()
+            .alias_name(&alias)
+            .target_key_id(&arn)
+            .send()
+            .await
+        {
+            let exists = e.code() == Some("AlreadyExistsException");
+            self.discard_key(&arn).await;
+            if exists {
+                return Err(Error::conflict(format!(
+                    "KMS: the alias {alias} already exists: another cluster of this name has CA keys in this account and region"
+                ))
+                .with_hint(format!(
+                    "nothing was written; choose another cluster name, or delete the alias if it is a leftover (`aws kms delete-alias --alias-name {alias}`)"
+                )));
+            }
+            return Err(self.explain("alias", &arn, &ctx, e));
+        }
+        Ok(arn)
+    }
+
+    /// Undo a key kaws just created for a command that then failed: its
+    /// deletion is scheduled (7 days, the shortest KMS allows). Best effort:
+    /// a failure is logged, never hides the command's own error.
+    pub async fn discard_key(&self, arn: &str) {
+        let alias = self
+            .client
+            .schedule_key_deletion()
+            .key_id(arn)
+            .pending_window_in_days(7)
+            .send()
+            .await;
+        match alias {
+            Ok(_) => tracing::warn!(
+                key = arn,
+                "scheduled the deletion of a CA key kaws had just created"
+            ),
+            Err(e) => {
+                tracing::warn!(key = arn, error = %DisplayErrorContext(&e), "could not schedule the deletion of a CA key kaws had just created; delete it by hand")
+            }
+        }
+    }
+}
+
+/// The alias of a CA's KMS key.
+pub fn ca_key_alias(cluster: &ClusterName, stem: &str) -> String {
+    format!("alias/kaws-{cluster}-{stem}")
+}
+
+/// The KMS key spec of a key algorithm.
+pub fn kms_key_spec(alg: crate::settings::KeyAlgorithm) -> &'static str {
+    use crate::settings::KeyAlgorithm;
+    match alg {
+        KeyAlgorithm::EcdsaP256 => "ECC_NIST_P256",
+        KeyAlgorithm::Rsa2048 => "RSA_2048",
+        KeyAlgorithm::Rsa3072 => "RSA_3072",
+        KeyAlgorithm::Rsa4096 => "RSA_4096",
+    }
+}
+
 impl Sealer for AwsKms {
     async fn seal(
         &self,

@@ -20,6 +20,7 @@ pub mod pki;
 pub mod policy;
 pub mod secret;
 pub mod settings;
+pub mod signer;
 pub mod terraform;
 pub mod text;
 pub mod x509;

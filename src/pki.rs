@@ -21,6 +21,7 @@ use zeroize::{Zeroize, Zeroizing};
 use crate::error::{Error, Result};
 use crate::secret::Secret;
 use crate::settings::{Cidr, ClusterSettings, KeyAlgorithm};
+use crate::signer::{CaSigner, Capture, Signer};
 
 /// Key usages, independent of any X.509 library so that checks and docs can
 /// read them too.
@@ -598,25 +599,34 @@ pub fn fingerprint(spki_der: &[u8]) -> String {
     hex::encode(Sha256::digest(spki_der))
 }
 
-/// Make a self-signed CA certificate.
-pub fn self_signed(
+/// Make a self-signed CA certificate, signed by `signer` (the CA's own
+/// key, decrypted or in KMS).
+pub async fn self_signed(
     spec: &CertSpec,
     subject: &Subject,
-    key: &PrivateKey,
+    signer: &impl Signer,
     rsa: bool,
 ) -> Result<String> {
     let p = params(spec, subject, Validity::days(spec.lifetime_days, None), rsa)?;
-    p.self_signed(key.key_pair())
-        .map(|c| c.pem())
-        .map_err(|e| Error::input(format!("could not make the {} certificate: {e}", spec.stem)))
+    let capture = Capture::new(signer)?;
+    p.self_signed(&capture)
+        .map_err(|e| Error::input(format!("could not make the {} certificate: {e}", spec.stem)))?;
+    let tbs = capture.take().ok_or_else(|| {
+        Error::input(format!(
+            "could not make the {} certificate: nothing to sign",
+            spec.stem
+        ))
+    })?;
+    crate::signer::sign_certificate(signer, tbs).await
 }
 
-/// A cluster CA ready to sign: its certificate and decrypted key.
+/// A cluster CA ready to sign: its certificate and its signer (a
+/// decrypted key or a KMS key: the CA does not know which).
 pub struct Ca<'a> {
     /// The CA's row: names it in errors.
     pub row: &'static CertSpec,
     pub cert_pem: &'a str,
-    pub key: &'a PrivateKey,
+    pub signer: &'a CaSigner,
     pub not_after: OffsetDateTime,
     subject_der: Vec<u8>,
     key_id: Vec<u8>,
@@ -624,12 +634,12 @@ pub struct Ca<'a> {
 
 impl<'a> Ca<'a> {
     /// The cluster CA.
-    pub fn new(cert_pem: &'a str, key: &'a PrivateKey) -> Result<Self> {
-        Self::of(&CA, cert_pem, key)
+    pub fn new(cert_pem: &'a str, signer: &'a CaSigner) -> Result<Self> {
+        Self::of(&CA, cert_pem, signer)
     }
 
     /// The CA of one CA row of the table.
-    pub fn of(row: &'static CertSpec, cert_pem: &'a str, key: &'a PrivateKey) -> Result<Self> {
+    pub fn of(row: &'static CertSpec, cert_pem: &'a str, signer: &'a CaSigner) -> Result<Self> {
         let stem = row.stem;
         // Exactly one PEM block (C4), as every certificate kaws reads.
         let der = crate::x509::decode_pem(
@@ -652,18 +662,27 @@ impl<'a> Ca<'a> {
             })
             .unwrap_or_else(|| Sha256::digest(cert.public_key().raw)[..20].to_vec());
         // The key must be the CA's, or every certificate it signs is useless.
-        if cert.public_key().raw != key.public_key_der().as_slice() {
-            return Err(Error::input(format!(
-                "{stem}-key.pem.encrypted does not hold the key of {stem}.pem"
-            ))
-            .with_hint(
-                "restore both files from git; they must come from the same `kaws cluster init` or `kaws cluster renew`",
-            ));
+        if cert.public_key().raw != signer.public_key_der() {
+            return Err(match signer {
+                CaSigner::Local { .. } => Error::input(format!(
+                    "{stem}-key.pem.encrypted does not hold the key of {stem}.pem"
+                ))
+                .with_hint(
+                    "restore both files from git; they must come from the same `kaws cluster init` or `kaws cluster renew`",
+                ),
+                CaSigner::Kms(k) => Error::input(format!(
+                    "{stem}.pem: its public key is not the public key of KMS key {} (GetPublicKey), which the settings record for the {}",
+                    k.key_id, row.purpose
+                ))
+                .with_hint(
+                    "restore ca files and terraform.tfvars.json from git and find out who changed them; kaws signs nothing with a key its CA certificate does not name",
+                ),
+            });
         }
         Ok(Ca {
             row,
             cert_pem,
-            key,
+            signer,
             not_after,
             subject_der,
             key_id,
@@ -684,7 +703,7 @@ impl<'a> Ca<'a> {
 
     /// Sign an administrator's certificate: [`ADMIN_CERT`] with the CSR's
     /// CN and O values and its public key, nothing else.
-    pub fn sign_admin(
+    pub async fn sign_admin(
         &self,
         subject: &Subject,
         spki_der: &[u8],
@@ -693,7 +712,7 @@ impl<'a> Ca<'a> {
     ) -> Result<String> {
         let validity = self.validity(days)?;
         let serial = random_serial();
-        crate::der::certificate(
+        let tbs = crate::der::certificate(
             &ADMIN_CERT,
             subject,
             spki_der,
@@ -701,16 +720,17 @@ impl<'a> Ca<'a> {
             &crate::der::IssuerInfo {
                 subject_der: &self.subject_der,
                 key_id: self.key_id.clone(),
-                key: self.key,
+                alg: self.signer.algorithm(),
             },
             serial.as_ref(),
             validity.not_before,
             validity.not_after,
-        )
+        )?;
+        crate::signer::sign_certificate(self.signer, tbs).await
     }
 
     /// Sign a certificate for `public_key` (anything rcgen can encode).
-    pub fn sign(
+    pub async fn sign(
         &self,
         spec: &CertSpec,
         subject: &Subject,
@@ -720,12 +740,20 @@ impl<'a> Ca<'a> {
     ) -> Result<String> {
         let validity = self.validity(days)?;
         let p = params(spec, subject, validity, rsa)?;
-        let issuer = Issuer::from_ca_cert_pem(self.cert_pem, self.key.key_pair()).map_err(|e| {
+        let capture = Capture::new(self.signer)?;
+        let issuer = Issuer::from_ca_cert_pem(self.cert_pem, &capture).map_err(|e| {
             Error::input(format!("{}.pem: cannot sign with it: {e}", self.row.stem))
         })?;
-        p.signed_by(public_key, &issuer)
-            .map(|c| c.pem())
-            .map_err(|e| Error::input(format!("could not sign the {} certificate: {e}", spec.stem)))
+        p.signed_by(public_key, &issuer).map_err(|e| {
+            Error::input(format!("could not sign the {} certificate: {e}", spec.stem))
+        })?;
+        let tbs = capture.take().ok_or_else(|| {
+            Error::input(format!(
+                "could not sign the {} certificate: nothing to sign",
+                spec.stem
+            ))
+        })?;
+        crate::signer::sign_certificate(self.signer, tbs).await
     }
 }
 
@@ -794,12 +822,17 @@ mod tests {
         );
     }
 
-    #[test]
-    fn sign_chain_roundtrip() {
+    #[tokio::test]
+    async fn sign_chain_roundtrip() {
         let s = settings();
-        let ca_key = PrivateKey::generate(KeyAlgorithm::EcdsaP256).unwrap();
-        let ca_pem =
-            self_signed(&CA, &Subject::for_cluster(&CA, &s).unwrap(), &ca_key, false).unwrap();
+        let ca_key = CaSigner::local(
+            PrivateKey::generate(KeyAlgorithm::EcdsaP256).unwrap(),
+            "ca-key.pem.encrypted",
+        )
+        .unwrap();
+        let ca_pem = self_signed(&CA, &Subject::for_cluster(&CA, &s).unwrap(), &ca_key, false)
+            .await
+            .unwrap();
         let ca = Ca::new(&ca_pem, &ca_key).unwrap();
         let leaf = PrivateKey::generate(KeyAlgorithm::EcdsaP256).unwrap();
         let spec = spec("apiserver").unwrap();
@@ -811,12 +844,23 @@ mod tests {
                 365,
                 false,
             )
+            .await
             .unwrap();
         assert!(pem.starts_with("-----BEGIN CERTIFICATE-----"));
+        // The leaf verifies under the CA's key.
+        let (_, ca_cert) = x509_parser::pem::parse_x509_pem(ca_pem.as_bytes()).unwrap();
+        let ca_cert = ca_cert.parse_x509().unwrap();
+        let (_, leaf_cert) = x509_parser::pem::parse_x509_pem(pem.as_bytes()).unwrap();
+        let leaf_cert = leaf_cert.parse_x509().unwrap();
+        leaf_cert
+            .verify_signature(Some(ca_cert.public_key()))
+            .unwrap();
+        ca_cert.verify_signature(None).unwrap();
         let secret = leaf.to_secret();
         let again = PrivateKey::from_secret(&secret, "t").unwrap();
         assert_eq!(again.public_key_der(), leaf.public_key_der());
         // The wrong key for the CA is refused.
-        assert!(Ca::new(&ca_pem, &leaf).is_err());
+        let wrong = CaSigner::local(leaf, "x").unwrap();
+        assert!(Ca::new(&ca_pem, &wrong).is_err());
     }
 }

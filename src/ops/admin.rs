@@ -346,10 +346,12 @@ pub fn admin_sign(repo: &Repo, opts: AdminSign<'_>) -> Result<PathBuf> {
     let aws = aws_for(&settings, &opts.aws);
     let cert_pem = super::block_on(async {
         let kms = super::kms(&aws).await;
-        let (ca_key, _) = super::open_ca(&kms, &dir, &settings).await?;
-        let ca = Ca::new(&ca_pem, &ca_key)?;
+        // The CA's key: in KMS (kms:Sign, no decryption) or decrypted.
+        let signer = super::cluster_ca_signer(&kms, &dir, &settings).await?;
+        let ca = Ca::new(&ca_pem, &signer)?;
         let subject = Subject::for_admin(&csr.common_name, &csr.organizations);
         ca.sign_admin(&subject, &csr.spki_der, opts.days, csr.is_rsa)
+            .await
     })??;
     if opts.renew {
         fsutil::replace(&cert_path, cert_pem.as_bytes(), Mode::Public)?;

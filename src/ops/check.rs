@@ -82,6 +82,9 @@ pub struct CheckReport {
     /// The health of the cluster's KMS key and of each administrator's
     /// (empty with --offline).
     pub kms_keys: Vec<KmsKeyFinding>,
+    /// What --offline could not check, in words.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub not_checked: Vec<String>,
 }
 
 /// Why the keys could not be checked, and what to do.
@@ -129,6 +132,11 @@ impl KmsKeyFinding {
                 health.describe(),
                 health.remedy()
             )),
+            (true, "ca") => Some(format!(
+                "the CA of {owner}.pem cannot sign any certificate while its key is {}: {}",
+                health.describe(),
+                health.remedy()
+            )),
             (true, _) => Some(format!(
                 "{owner} cannot use the cluster while the key is {}: {}",
                 health.describe(),
@@ -139,7 +147,7 @@ impl KmsKeyFinding {
         KmsKeyFinding {
             owner: owner.to_string(),
             kind,
-            failed: refuses && kind == "cluster",
+            failed: refuses && (kind == "cluster" || kind == "ca"),
             health,
             problem,
         }
@@ -158,6 +166,12 @@ async fn key_health(
     type Wanted = (String, &'static str, std::result::Result<String, String>);
     let mut wanted: Vec<Wanted> =
         vec![("cluster".into(), "cluster", Ok(settings.kms_key_id.clone()))];
+    // Each CA's own key, when the CA keys live in KMS.
+    for ca in pki::cas() {
+        if let Some(key) = settings.ca_kms_key(ca.stem) {
+            wanted.push((ca.stem.to_string(), "ca", Ok(key.to_string())));
+        }
+    }
     for name in dir.admins()? {
         if !fsutil::present(&dir.admin_key(&name)) {
             continue;
@@ -558,7 +572,15 @@ pub fn cluster_check(
                 let kms = &kms;
                 let path = dir.file(&layout::encrypted_key_name(spec.stem));
                 let key_id = settings.kms_key_id.as_str();
+                let ca_kms_key = settings.ca_kms_key(spec.stem);
                 async move {
+                    // A CA key in KMS: its public key, from KMS itself, is
+                    // what the certificate must carry. No sealing key.
+                    if let Some(ca_key) = ca_kms_key {
+                        let what = super::cluster::ca_what(spec, cluster);
+                        let public = kms.public_key(ca_key, &what).await?;
+                        return Ok::<_, Error>((Ok(public), String::new()));
+                    }
                     let blob = fsutil::read_ciphertext(&path)?;
                     let ctx = EncryptionContext::new(cluster, layout::key_name(spec.stem));
                     let opened = kms.open_expecting(&ctx, &blob, Some(key_id)).await?;
@@ -584,7 +606,8 @@ pub fn cluster_check(
             let sealing = results
                 .first()
                 .and_then(|r| r.as_ref().ok())
-                .map(|(_, id)| id.clone());
+                .map(|(_, id)| id.clone())
+                .filter(|id| !id.is_empty());
             if let (Ok(n), Some(s), Ok(found)) = (&named, &sealing, &mut health) {
                 if n != s {
                     if let Some(cluster_key) = found.first_mut().filter(|k| k.kind == "cluster") {
@@ -597,11 +620,19 @@ pub fn cluster_check(
         })?;
         kms_keys = health?;
         // Every key must be sealed under the key that seals the CA's, and
-        // the settings must name that key.
-        let sealing = results
-            .first()
-            .and_then(|r| r.as_ref().ok())
-            .map(|(_, id)| id.clone());
+        // the settings must name that key. With the CA keys in KMS there is
+        // no CA ciphertext: the settings' key is the anchor.
+        let sealing = match settings.ca_key {
+            crate::settings::CaKey::Sealed => results
+                .first()
+                .and_then(|r| r.as_ref().ok())
+                .map(|(_, id)| id.clone()),
+            crate::settings::CaKey::Kms => named.as_ref().ok().cloned(),
+        };
+        let anchor = match settings.ca_key {
+            crate::settings::CaKey::Sealed => "ca-key.pem.encrypted",
+            crate::settings::CaKey::Kms => "the settings' kms_key_id",
+        };
         let mut settings_finding = finding(layout::SETTINGS_FILE, "settings");
         match (&named, &sealing) {
             (Ok(n), Some(s)) if n != s => settings_finding.fail(
@@ -625,8 +656,8 @@ pub fn cluster_check(
             .into_iter()
             .map(|r| {
                 r.and_then(|(k, id)| match &sealing {
-                    Some(s) if *s != id => Err(Error::input(format!(
-                        "sealed under KMS key {id}, not under {s}, which seals ca-key.pem.encrypted: a key kaws did not seal; restore it from git"
+                    Some(s) if *s != id && !id.is_empty() => Err(Error::input(format!(
+                        "sealed under KMS key {id}, not under {s}, which seals {anchor}: a key kaws did not seal; restore it from git"
                     ))),
                     _ => k,
                 })
@@ -637,10 +668,16 @@ pub fn cluster_check(
                 (Ok(k), Some(p)) if k == *p => {}
                 (Ok(_), Some(_)) => f.fail(
                     State::Invalid,
-                    format!(
-                        "{} does not match its certificate",
-                        layout::encrypted_key_name(spec.stem)
-                    ),
+                    match settings.ca_kms_key(spec.stem) {
+                        Some(key) => format!(
+                            "its public key is not the public key of KMS key {key} (GetPublicKey), which the settings record for it: restore {} and the settings from git",
+                            layout::cert_name(spec.stem)
+                        ),
+                        None => format!(
+                            "{} does not match its certificate",
+                            layout::encrypted_key_name(spec.stem)
+                        ),
+                    },
                 ),
                 (Ok(_), None) => {}
                 // KMS itself failed: nothing is known about this key.
@@ -690,12 +727,28 @@ pub fn cluster_check(
         );
         findings.push(f);
     }
+    let mut not_checked = Vec::new();
+    if offline {
+        not_checked.push(
+            "the sealed keys were not decrypted, nor matched with their certificates".to_string(),
+        );
+        for ca in pki::cas() {
+            if let Some(key) = settings.ca_kms_key(ca.stem) {
+                not_checked.push(format!(
+                    "{}: its public key was not compared with KMS key {key} (GetPublicKey), nor the key's state read",
+                    layout::cert_name(ca.stem)
+                ));
+            }
+        }
+        not_checked.push("the KMS keys' states were not read".to_string());
+    }
     Ok(CheckReport {
         cluster: cluster.to_string(),
         offline,
         kms_error,
         findings,
         kms_keys,
+        not_checked,
     })
 }
 

@@ -1,5 +1,7 @@
 //! `kaws cluster init` and `kaws cluster reencrypt`.
 
+use std::collections::BTreeMap;
+
 use futures::future::try_join_all;
 
 use crate::encryption;
@@ -11,7 +13,8 @@ use crate::lock;
 use crate::ops::repo::RepoConfig;
 use crate::pki::{self, Ca, CertSpec, Material, PrivateKey, Subject};
 use crate::secret::Secret;
-use crate::settings::ClusterSettings;
+use crate::settings::{CaKey, ClusterSettings};
+use crate::signer::{CaSigner, KmsSigner};
 use crate::terraform;
 
 pub struct ClusterInit {
@@ -19,6 +22,11 @@ pub struct ClusterInit {
     /// configuration's region (AWS_REGION, the profile) is used.
     pub settings: ClusterSettings,
     pub aws: AwsOptions,
+    /// Where the CA keys live; `kms` for a new cluster.
+    pub ca_key: CaKey,
+    /// With `kms`: existing KMS keys to use, by CA stem (the others are
+    /// created).
+    pub ca_kms_keys: BTreeMap<String, String>,
 }
 
 #[derive(Debug)]
@@ -29,25 +37,25 @@ pub struct ClusterInitReport {
     pub module_source: String,
 }
 
-/// What one row made: the secret to seal, and the public file beside it
-/// (a certificate, a public key, or nothing for the encryption
-/// configuration).
+/// What one row made: the secret to seal (none for a CA whose key lives
+/// in KMS), and the public file beside it (a certificate, a public key,
+/// or nothing for the encryption configuration).
 struct Made {
     spec: &'static CertSpec,
-    secret: Secret,
+    secret: Option<Secret>,
     public: Option<String>,
 }
 
-/// Generate every key of the table, in parallel: RSA generation dominates
-/// the command's time and the keys are independent. None for a row that
-/// is no key pair.
-fn generate_keys(settings: &ClusterSettings) -> Result<Vec<Option<PrivateKey>>> {
+/// Generate every key of the table kaws holds, in parallel: RSA generation
+/// dominates the command's time and the keys are independent. None for a
+/// row that is no key pair, and for a CA whose key lives in KMS.
+fn generate_keys(settings: &ClusterSettings, cas_in_kms: bool) -> Result<Vec<Option<PrivateKey>>> {
     let alg = settings.key_algorithm;
     std::thread::scope(|s| {
         let handles: Vec<_> = pki::CLUSTER_CERTS
             .iter()
             .map(|spec| {
-                let pair = spec.is_key_pair();
+                let pair = spec.is_key_pair() && !(spec.is_ca && cas_in_kms);
                 s.spawn(move || pair.then(|| PrivateKey::generate(alg)).transpose())
             })
             .collect();
@@ -61,53 +69,79 @@ fn generate_keys(settings: &ClusterSettings) -> Result<Vec<Option<PrivateKey>>> 
     })
 }
 
-fn make_pki(settings: &ClusterSettings) -> Result<Vec<Made>> {
+/// Every certificate of the table. Each CA signs through its signer: its
+/// generated key (`sealed`) or its KMS key (`kms`, one of `kms_signers`
+/// per CA row, in table order); the signatures are asked concurrently.
+async fn make_pki(
+    settings: &ClusterSettings,
+    mut keys: Vec<Option<PrivateKey>>,
+    kms_signers: Vec<KmsSigner>,
+) -> Result<Vec<Made>> {
     let rsa = settings.key_algorithm.is_rsa();
-    let keys = generate_keys(settings)?;
     let missing = || Error::input("key generation failed");
-    // Every CA first (the table puts each before the rows it signs), then
-    // each leaf signed by its own CA.
-    let mut ca_pems = Vec::new();
-    for (spec, key) in pki::CLUSTER_CERTS.iter().zip(&keys) {
+    let mut kms_signers = kms_signers.into_iter();
+    let mut signers: Vec<(&'static CertSpec, CaSigner)> = Vec::new();
+    for (spec, key) in pki::CLUSTER_CERTS.iter().zip(keys.iter_mut()) {
         if spec.is_ca {
-            let key = key.as_ref().ok_or_else(missing)?;
-            let pem = pki::self_signed(spec, &Subject::for_cluster(spec, settings)?, key, rsa)?;
-            ca_pems.push((spec, pem, key));
+            let signer = match key.take() {
+                Some(k) => CaSigner::local(k, layout::encrypted_key_name(spec.stem))?,
+                None => CaSigner::Kms(kms_signers.next().ok_or_else(missing)?),
+            };
+            signers.push((spec, signer));
         }
     }
+    // Every CA first (the table puts each before the rows it signs), then
+    // each leaf signed by its own CA.
+    let ca_pems = try_join_all(signers.iter().map(|(spec, signer)| async move {
+        let subject = Subject::for_cluster(spec, settings)?;
+        pki::self_signed(spec, &subject, signer, rsa).await
+    }))
+    .await?;
     let mut cas = Vec::new();
-    for (spec, pem, key) in &ca_pems {
-        cas.push(Ca::of(spec, pem, key)?);
+    for ((spec, signer), pem) in signers.iter().zip(&ca_pems) {
+        cas.push(Ca::of(spec, pem, signer)?);
     }
-    let mut made = Vec::new();
-    for (spec, key) in pki::CLUSTER_CERTS.iter().zip(&keys) {
-        let (secret, public) = match (spec.material, key) {
-            (Material::EncryptionConfig, _) => (encryption::new_config(), None),
-            (_, None) => return Err(missing()),
-            (_, Some(key)) if spec.is_ca => {
-                let pem = ca_pems
-                    .iter()
-                    .find(|(s, _, _)| s.stem == spec.stem)
-                    .map(|(_, p, _)| p.clone());
-                (key.to_secret(), pem)
-            }
-            (Material::Certificate, Some(key)) => {
-                let ca = cas
-                    .iter()
-                    .find(|c| c.row.stem == spec.issuer)
-                    .ok_or_else(missing)?;
-                let subject = Subject::for_cluster(spec, settings)?;
-                let pem = ca.sign(spec, &subject, key.key_pair(), spec.lifetime_days, rsa)?;
-                (key.to_secret(), Some(pem))
-            }
-            (Material::KeyPair, Some(key)) => (key.to_secret(), Some(key.public_key_pem())),
-        };
-        made.push(Made {
+    let cas = &cas;
+    let leaves = try_join_all(
+        pki::CLUSTER_CERTS
+            .iter()
+            .zip(&keys)
+            .filter(|(s, _)| !s.is_ca)
+            .map(|(spec, key)| async move {
+                let (secret, public) = match (spec.material, key) {
+                    (Material::EncryptionConfig, _) => (encryption::new_config(), None),
+                    (_, None) => return Err(missing()),
+                    (Material::Certificate, Some(key)) => {
+                        let ca = cas
+                            .iter()
+                            .find(|c| c.row.stem == spec.issuer)
+                            .ok_or_else(missing)?;
+                        let subject = Subject::for_cluster(spec, settings)?;
+                        let pem = ca
+                            .sign(spec, &subject, key.key_pair(), spec.lifetime_days, rsa)
+                            .await?;
+                        (key.to_secret(), Some(pem))
+                    }
+                    (Material::KeyPair, Some(key)) => (key.to_secret(), Some(key.public_key_pem())),
+                };
+                Ok(Made {
+                    spec,
+                    secret: Some(secret),
+                    public,
+                })
+            }),
+    )
+    .await?;
+    let mut made: Vec<Made> = signers
+        .iter()
+        .zip(ca_pems)
+        .map(|((spec, signer), pem)| Made {
             spec,
-            secret,
-            public,
-        });
-    }
+            secret: signer.local_key().map(PrivateKey::to_secret),
+            public: Some(pem),
+        })
+        .collect();
+    made.extend(leaves);
     Ok(made)
 }
 
@@ -126,20 +160,22 @@ pub fn cluster_init(repo: &Repo, opts: ClusterInit) -> Result<ClusterInitReport>
     )?;
 
     block_on_cluster_init(
-        repo,
         &mut settings,
         &opts.aws,
         &repo_cfg.terraform_source,
         dir,
+        opts.ca_key,
+        &opts.ca_kms_keys,
     )
 }
 
 fn block_on_cluster_init(
-    _repo: &Repo,
     settings: &mut ClusterSettings,
     aws: &AwsOptions,
     source: &str,
     dir: layout::ClusterDir,
+    ca_key: CaKey,
+    given: &BTreeMap<String, String>,
 ) -> Result<ClusterInitReport> {
     super::block_on(async {
         let mut aws = aws.clone();
@@ -155,53 +191,134 @@ fn block_on_cluster_init(
         }
         settings.validate()?;
         let kms = crate::kms::AwsKms::new(&config);
-        // Generate keys while KMS answers whether the key is usable.
-        let (checked, made) = futures::join!(
+        let cluster = ClusterName::parse(&settings.cluster)?;
+        let cas_in_kms = ca_key == CaKey::Kms;
+        let alg = settings.key_algorithm;
+        // Generate keys while KMS answers whether the cluster's key and
+        // every CA key given with --ca-kms-key are usable: a wrong key is
+        // refused before any key is created or anything written.
+        let (checked, given_signers, keys) = futures::join!(
             kms.check_key(&settings.kms_key_id, "the cluster keys"),
-            async { make_pki(settings) }
+            try_join_all(pki::cas().filter_map(|spec| {
+                let key = given.get(spec.stem)?;
+                let kms = &kms;
+                let cluster = &cluster;
+                Some(async move {
+                    let what = ca_what(spec, cluster);
+                    let signer = kms.ca_signer(key, alg, &what).await?;
+                    Ok::<_, Error>((spec.stem, signer))
+                })
+            })),
+            async { generate_keys(settings, cas_in_kms) }
         );
         checked?;
-        let made = made?;
-        tracing::info!(keys = made.len(), algorithm = %settings.key_algorithm, "generated the cluster's keys and certificates");
-        let cluster = ClusterName::parse(&settings.cluster)?;
+        let mut given_signers = given_signers?;
+        let keys = keys?;
 
-        // Every key is sealed before anything is written, concurrently.
-        let sealed = try_join_all(made.iter().map(|m| {
-            let ctx = EncryptionContext::new(&cluster, layout::key_name(m.spec.stem));
-            let kms = &kms;
-            let key_id = settings.kms_key_id.clone();
-            async move { kms.seal(&key_id, &ctx, &m.secret).await }
-        }))
-        .await?;
-
-        std::fs::create_dir_all(dir.path().parent().expect("clusters dir"))
-            .map_err(|e| Error::io("create", dir.path(), e))?;
-        let staging = Staging::new(dir.path())?;
-        let mut files = Vec::new();
-        let mut put = |name: String, bytes: &[u8]| -> Result<()> {
-            staging.write(&name, bytes)?;
-            files.push(name);
-            Ok(())
-        };
-        put(layout::SETTINGS_FILE.to_string(), &settings.to_json())?;
-        put(
-            "main.tf".to_string(),
-            terraform::entry_point(settings, source).as_bytes(),
-        )?;
-        for (m, blob) in made.iter().zip(&sealed) {
-            if let (Some(name), Some(public)) = (public_file_name(m.spec), &m.public) {
-                put(name, public.as_bytes())?;
+        // The CA keys kaws creates (kms, not given); any failure from here
+        // on schedules their deletion, as nothing is written.
+        let mut created: Vec<(&'static str, String)> = Vec::new();
+        let result = async {
+            if cas_in_kms {
+                let missing: Vec<&'static CertSpec> =
+                    pki::cas().filter(|s| !given.contains_key(s.stem)).collect();
+                for spec in missing {
+                    let arn = kms
+                        .create_ca_key(&cluster, spec.stem, spec.purpose, alg)
+                        .await?;
+                    created.push((spec.stem, arn));
+                }
+                let more = try_join_all(created.iter().map(|(stem, arn)| {
+                    let kms = &kms;
+                    let cluster = &cluster;
+                    async move {
+                        let spec = pki::spec(stem).ok_or_else(|| Error::input("no such CA"))?;
+                        let signer = kms.ca_signer(arn, alg, &ca_what(spec, cluster)).await?;
+                        Ok::<_, Error>((*stem, signer))
+                    }
+                }))
+                .await?;
+                given_signers.extend(more);
             }
-            put(layout::encrypted_key_name(m.spec.stem), blob)?;
+            // In table order.
+            let mut signers = Vec::new();
+            for spec in pki::cas() {
+                if let Some(at) = given_signers.iter().position(|(s, _)| *s == spec.stem) {
+                    signers.push(given_signers.swap_remove(at));
+                }
+            }
+            let mut recorded = settings.clone();
+            if cas_in_kms {
+                recorded.ca_key = CaKey::Kms;
+                recorded.ca_kms_keys = signers
+                    .iter()
+                    .map(|(stem, s)| (stem.to_string(), s.key_id.clone()))
+                    .collect();
+                recorded.validate()?;
+            }
+            let made = make_pki(settings, keys, signers.into_iter().map(|(_, s)| s).collect()).await?;
+            tracing::info!(keys = made.len(), algorithm = %settings.key_algorithm, ca_key = ca_key.as_str(), "generated the cluster's keys and certificates");
+
+            // Every key is sealed before anything is written, concurrently.
+            let sealed = try_join_all(made.iter().map(|m| {
+                let ctx = EncryptionContext::new(&cluster, layout::key_name(m.spec.stem));
+                let kms = &kms;
+                let key_id = settings.kms_key_id.clone();
+                async move {
+                    match &m.secret {
+                        Some(secret) => kms.seal(&key_id, &ctx, secret).await.map(Some),
+                        None => Ok(None),
+                    }
+                }
+            }))
+            .await?;
+
+            std::fs::create_dir_all(dir.path().parent().expect("clusters dir"))
+                .map_err(|e| Error::io("create", dir.path(), e))?;
+            let staging = Staging::new(dir.path())?;
+            let mut files = Vec::new();
+            let mut put = |name: String, bytes: &[u8]| -> Result<()> {
+                staging.write(&name, bytes)?;
+                files.push(name);
+                Ok(())
+            };
+            put(layout::SETTINGS_FILE.to_string(), &recorded.to_json())?;
+            put(
+                "main.tf".to_string(),
+                terraform::entry_point(&recorded, source).as_bytes(),
+            )?;
+            for (m, blob) in made.iter().zip(&sealed) {
+                if let (Some(name), Some(public)) = (public_file_name(m.spec), &m.public) {
+                    put(name, public.as_bytes())?;
+                }
+                if let Some(blob) = blob {
+                    put(layout::encrypted_key_name(m.spec.stem), blob)?;
+                }
+            }
+            drop(made);
+            let path = staging.commit()?;
+            *settings = recorded;
+            Ok(ClusterInitReport {
+                path,
+                files,
+                module_source: source.to_string(),
+            })
         }
-        drop(made);
-        let path = staging.commit()?;
-        Ok(ClusterInitReport {
-            path,
-            files,
-            module_source: source.to_string(),
-        })
+        .await;
+        if result.is_err() {
+            for (_, arn) in &created {
+                kms.discard_key(arn).await;
+            }
+        }
+        result
     })?
+}
+
+/// A CA's KMS key in words, for errors: "the cluster certificate
+/// authority of cluster prod".
+pub(crate) fn ca_what(spec: &CertSpec, cluster: &ClusterName) -> String {
+    let purpose = spec.purpose.split(" (").next().unwrap_or(spec.purpose);
+    format!("the {purpose} of cluster {cluster}")
 }
 
 /// `kaws cluster reencrypt`: move every cluster key to another KMS key.
@@ -220,7 +337,12 @@ pub fn cluster_reencrypt(
     )?;
     let mut settings = ClusterSettings::load(&dir.settings())?;
     let mut files = Vec::new();
-    for spec in pki::CLUSTER_CERTS {
+    // A CA key that lives in KMS has no ciphertext to move: it is its own
+    // KMS key, and stays where it is.
+    for spec in pki::CLUSTER_CERTS
+        .iter()
+        .filter(|s| settings.ca_kms_key(s.stem).is_none())
+    {
         let path = dir.file(&layout::encrypted_key_name(spec.stem));
         let blob = fsutil::read_ciphertext(&path)?;
         files.push((spec, path, blob));
@@ -242,11 +364,21 @@ pub fn cluster_reencrypt(
         // Every key must come from the key that seals the CA's: a key a
         // committer sealed under a key of hers would otherwise be laundered
         // under the cluster's new key (her key policy may allow ReEncrypt).
-        let ca_source = resealed.first().map(|(_, s)| s.clone()).unwrap_or_default();
+        // With the CA keys in KMS, the settings' key is that anchor.
+        let (ca_source, anchor) = match settings.ca_key {
+            crate::settings::CaKey::Sealed => (
+                resealed.first().map(|(_, s)| s.clone()).unwrap_or_default(),
+                "ca-key.pem.encrypted".to_string(),
+            ),
+            crate::settings::CaKey::Kms => (
+                kms.key_arn(&settings.kms_key_id, cluster).await?,
+                format!("the key {} names", layout::SETTINGS_FILE),
+            ),
+        };
         for ((_, path, _), (_, source)) in files.iter().zip(&resealed) {
             if *source != ca_source {
                 return Err(Error::input(format!(
-                    "{}: sealed under KMS key {source}, not under {ca_source}, which seals ca-key.pem.encrypted: kaws did not seal this key",
+                    "{}: sealed under KMS key {source}, not under {ca_source}, which seals {anchor}: kaws did not seal this key",
                     path.display()
                 ))
                 .with_hint(format!(
@@ -312,6 +444,22 @@ pub fn cluster_renew(repo: &Repo, opts: ClusterRenew) -> Result<Vec<String>> {
         let has_public = public_file_name(spec).is_some();
         // Present means anything there, a link too: read without following
         // (M1), a link is refused rather than taken for a missing file.
+        // A CA whose key lives in KMS has only its certificate.
+        if spec.is_ca && settings.ca_kms_key(spec.stem).is_some() {
+            if !fsutil::present(&public) {
+                return Err(Error::input(format!(
+                    "{}: missing: the {} is the certificate of a KMS key",
+                    public.display(),
+                    spec.purpose
+                ))
+                .with_hint("restore it from git"));
+            }
+            present.push((
+                spec,
+                Some((crate::x509::read_pem_file(&public)?, Vec::new())),
+            ));
+            continue;
+        }
         let have = match (fsutil::present(&public), fsutil::present(&key)) {
             (true, true) => {
                 let p = if has_public {
@@ -352,30 +500,62 @@ pub fn cluster_renew(repo: &Repo, opts: ClusterRenew) -> Result<Vec<String>> {
         // The cluster CA's key, opened as every command opens it: the KMS
         // key that sealed it is the cluster's (the settings must name it),
         // and every other key must be sealed under it too (C2).
-        let (ca_key, sealing_key) = super::open_ca(&kms, &dir, &settings).await?;
+        // With `sealed` CA keys the anchor is the KMS key that sealed
+        // ca-key.pem.encrypted (the settings must name it); with CA keys in
+        // KMS there is no such file, and the settings' key is the anchor.
+        let (mut ca_key, sealing_key) = match settings.ca_key {
+            crate::settings::CaKey::Sealed => {
+                let (k, s) = super::open_ca(&kms, &dir, &settings).await?;
+                (Some(k), s)
+            }
+            crate::settings::CaKey::Kms => {
+                (None, kms.key_arn(&settings.kms_key_id, cluster).await?)
+            }
+        };
+        let anchor_file = if ca_key.is_some() {
+            "ca-key.pem.encrypted".to_string()
+        } else {
+            format!("{} (the settings' kms_key_id)", layout::SETTINGS_FILE)
+        };
         let sealed_by_cluster_key = |path: &std::path::Path, key_id: &str| -> Result<()> {
             if key_id == sealing_key {
                 return Ok(());
             }
             Err(Error::input(format!(
-                "{}: sealed under KMS key {key_id}, not under {sealing_key}, which seals ca-key.pem.encrypted: kaws did not seal this key",
+                "{}: sealed under KMS key {key_id}, not under {sealing_key}, named by {anchor_file}: kaws did not seal this key",
                 path.display()
             ))
             .with_hint(format!(
                 "restore it from git and find out who changed it, or run `kaws cluster renew {cluster} --new-keys`"
             )))
         };
-        // The CAs: decrypted when the cluster has them, made when it does not.
-        let mut ca_key = Some(ca_key);
-        let mut ca_keys: Vec<(&'static CertSpec, PrivateKey, String, bool)> = Vec::new();
+        // The CAs: in KMS, decrypted when the cluster has them, made when
+        // it does not. Whichever, each signs through its signer.
+        let mut ca_keys: Vec<(&'static CertSpec, CaSigner, String, bool)> = Vec::new();
         for (spec, have) in present.iter().filter(|(s, _)| s.is_ca) {
             let path = dir.file(&layout::encrypted_key_name(spec.stem));
+            let pem_of = |pem: &Vec<u8>| {
+                String::from_utf8(pem.clone()).map_err(|_| {
+                    Error::input(format!(
+                        "{}: not a PEM file",
+                        dir.file(&layout::cert_name(spec.stem)).display()
+                    ))
+                })
+            };
+            if let Some(signer) = super::kms_ca_signer(&kms, &dir, &settings, spec).await? {
+                let pem = have.as_ref().map(|(p, _)| p).ok_or_else(|| {
+                    Error::input(format!("{}: missing", layout::cert_name(spec.stem)))
+                })?;
+                ca_keys.push((spec, signer, pem_of(pem)?, false));
+                continue;
+            }
             match have {
                 Some((pem, _)) if spec.stem == pki::CA.stem => {
-                    let key = ca_key.take().expect("the cluster CA is the first CA row");
-                    let pem = String::from_utf8(pem.clone())
-                        .map_err(|_| Error::input(format!("{}: not a PEM file", path.display())))?;
-                    ca_keys.push((spec, key, pem, false));
+                    let key = ca_key
+                        .take()
+                        .ok_or_else(|| Error::input("the cluster CA's key was not opened"))?;
+                    let signer = CaSigner::local(key, layout::encrypted_key_name(spec.stem))?;
+                    ca_keys.push((spec, signer, pem_of(pem)?, false));
                 }
                 Some((pem, blob)) => {
                     let ctx = EncryptionContext::new(cluster, layout::key_name(spec.stem));
@@ -383,21 +563,26 @@ pub fn cluster_renew(repo: &Repo, opts: ClusterRenew) -> Result<Vec<String>> {
                     sealed_by_cluster_key(&path, &opened.key_id)?;
                     let key = PrivateKey::from_secret(&opened.secret, &path.display().to_string())?;
                     drop(opened.secret);
-                    let pem = String::from_utf8(pem.clone())
-                        .map_err(|_| Error::input(format!("{}: not a PEM file", path.display())))?;
-                    ca_keys.push((spec, key, pem, false));
+                    let signer = CaSigner::local(key, layout::encrypted_key_name(spec.stem))?;
+                    ca_keys.push((spec, signer, pem_of(pem)?, false));
                 }
                 None => {
                     let key = PrivateKey::generate(settings.key_algorithm)?;
-                    let pem =
-                        pki::self_signed(spec, &Subject::for_cluster(spec, &settings)?, &key, rsa)?;
-                    ca_keys.push((spec, key, pem, true));
+                    let signer = CaSigner::local(key, layout::encrypted_key_name(spec.stem))?;
+                    let pem = pki::self_signed(
+                        spec,
+                        &Subject::for_cluster(spec, &settings)?,
+                        &signer,
+                        rsa,
+                    )
+                    .await?;
+                    ca_keys.push((spec, signer, pem, true));
                 }
             }
         }
         let mut cas = Vec::new();
-        for (spec, key, pem, _) in &ca_keys {
-            cas.push(Ca::of(spec, pem, key)?);
+        for (spec, signer, pem, _) in &ca_keys {
+            cas.push(Ca::of(spec, pem, signer)?);
         }
         let mut certs: Vec<(String, Vec<u8>)> = Vec::new();
         let mut fresh: Vec<(&'static CertSpec, PrivateKey)> = Vec::new();
@@ -438,8 +623,9 @@ pub fn cluster_renew(repo: &Repo, opts: ClusterRenew) -> Result<Vec<String>> {
                     let key = PrivateKey::generate(settings.key_algorithm)?;
                     if spec.has_certificate() {
                         let subject = Subject::for_cluster(spec, &settings)?;
-                        let pem =
-                            ca.sign(spec, &subject, key.key_pair(), spec.lifetime_days, rsa)?;
+                        let pem = ca
+                            .sign(spec, &subject, key.key_pair(), spec.lifetime_days, rsa)
+                            .await?;
                         certs.push((layout::cert_name(spec.stem), pem.into_bytes()));
                     } else if let Some(name) = public_file_name(spec) {
                         certs.push((name, key.public_key_pem().into_bytes()));
@@ -480,14 +666,16 @@ pub fn cluster_renew(repo: &Repo, opts: ClusterRenew) -> Result<Vec<String>> {
                 }
             }
             let subject = Subject::for_cluster(spec, &settings)?;
-            let pem = ca.sign(spec, &subject, key.key_pair(), spec.lifetime_days, rsa)?;
+            let pem = ca
+                .sign(spec, &subject, key.key_pair(), spec.lifetime_days, rsa)
+                .await?;
             certs.push((layout::cert_name(spec.stem), pem.into_bytes()));
         }
         // New CA keys and new leaf keys, sealed together.
         let new_cas = ca_keys
             .iter()
             .filter(|(_, _, _, new)| *new)
-            .map(|(spec, key, _, _)| (*spec, key.to_secret()));
+            .filter_map(|(spec, signer, _, _)| signer.local_key().map(|k| (*spec, k.to_secret())));
         let to_seal: Vec<(&'static CertSpec, Secret)> = new_cas
             .chain(fresh.iter().map(|(s, k)| (*s, k.to_secret())))
             .chain(fresh_secrets)

@@ -83,6 +83,36 @@ pub(crate) async fn open_ca(
     Ok((key, opened.key_id))
 }
 
+/// The signer of a CA row whose key lives in KMS (`ca_key` `kms`): its
+/// state, usage and spec checked and its public key read; `None` for a
+/// `sealed` cluster, whose CA keys are decrypted from the repository.
+pub(crate) async fn kms_ca_signer(
+    kms: &AwsKms,
+    dir: &crate::layout::ClusterDir,
+    settings: &crate::settings::ClusterSettings,
+    row: &'static crate::pki::CertSpec,
+) -> Result<Option<crate::signer::CaSigner>> {
+    let Some(key) = settings.ca_kms_key(row.stem) else {
+        return Ok(None);
+    };
+    let what = cluster::ca_what(row, dir.name());
+    let signer = kms.ca_signer(key, settings.key_algorithm, &what).await?;
+    Ok(Some(crate::signer::CaSigner::Kms(signer)))
+}
+
+/// The cluster CA's signer, whichever design the cluster uses.
+pub(crate) async fn cluster_ca_signer(
+    kms: &AwsKms,
+    dir: &crate::layout::ClusterDir,
+    settings: &crate::settings::ClusterSettings,
+) -> Result<crate::signer::CaSigner> {
+    if let Some(signer) = kms_ca_signer(kms, dir, settings, &crate::pki::CA).await? {
+        return Ok(signer);
+    }
+    let (key, _) = open_ca(kms, dir, settings).await?;
+    crate::signer::CaSigner::local(key, crate::layout::encrypted_key_name(crate::pki::CA.stem))
+}
+
 fn kms_key_changed(
     dir: &crate::layout::ClusterDir,
     settings: &crate::settings::ClusterSettings,

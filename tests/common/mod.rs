@@ -165,12 +165,18 @@ impl World {
 
     /// `kaws cluster init` with sensible defaults; a flag in `extra`
     /// replaces the default of the same name.
+    ///
+    /// The CA keys are `--ca-key sealed` unless `extra` says otherwise: the
+    /// tests that use this helper are about the sealed design (CA keys
+    /// sealed in the repository); tests/kms_ca.rs is about the default,
+    /// CA keys held by KMS.
     pub fn cluster_init(&self, cluster: &str, key: &str, extra: &[&str]) -> Output {
         let defaults = [
             ("--domain", "example.com"),
             ("--zone-id", "Z0123456789"),
             ("--kms-key", key),
             ("--ssh-key", "kaws-test"),
+            ("--ca-key", "sealed"),
         ];
         let mut args = vec!["cluster", "init", cluster];
         for (flag, value) in defaults {
@@ -198,6 +204,8 @@ impl World {
             key,
             "--ssh-key",
             "k",
+            "--ca-key",
+            "sealed",
         ]);
         c
     }
