@@ -787,7 +787,7 @@ impl AwsKms {
             .await
         {
             let exists = e.code() == Some("AlreadyExistsException");
-            self.discard_key(&arn).await;
+            self.discard_key(&arn, None).await;
             if exists {
                 return Err(Error::conflict(format!(
                     "KMS: the alias {alias} already exists: another cluster of this name has CA keys in this account and region"
@@ -804,11 +804,21 @@ impl AwsKms {
     /// Undo a key kaws just created for a command that then failed: its
     /// deletion is scheduled (7 days, the shortest KMS allows). Best effort:
     /// a failure is logged, never hides the command's own error.
-    pub async fn discard_key(&self, arn: &str) {
+    pub async fn discard_key(&self, arn: &str, alias: Option<&str>) {
+        // The alias first, so that `cluster init` may be run again with the
+        // same name.
+        if let Some(alias) = alias {
+            if let Err(e) = self.client.delete_alias().alias_name(alias).send().await {
+                tracing::warn!(alias, error = %DisplayErrorContext(&e), "could not delete the alias of a CA key kaws had just created; delete it by hand");
+            }
+        }
+        // By key id: the key was just created in this account and region
+        // (and moto refuses an ARN here).
+        let id = arn.rsplit('/').next().unwrap_or(arn);
         let alias = self
             .client
             .schedule_key_deletion()
-            .key_id(arn)
+            .key_id(id)
             .pending_window_in_days(7)
             .send()
             .await;

@@ -306,8 +306,9 @@ fn block_on_cluster_init(
         }
         .await;
         if result.is_err() {
-            for (_, arn) in &created {
-                kms.discard_key(arn).await;
+            for (stem, arn) in &created {
+                let alias = crate::kms::ca_key_alias(&cluster, stem);
+                kms.discard_key(arn, Some(&alias)).await;
             }
         }
         result

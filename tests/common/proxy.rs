@@ -26,6 +26,102 @@ pub struct Proxy {
     pub url: String,
     pub requests: Arc<AtomicUsize>,
     pub faults_injected: Arc<AtomicUsize>,
+    /// The KMS operation of every request (the `X-Amz-Target` suffix, such
+    /// as `Sign`), in order; only [`start_targeted`] records them.
+    pub targets: Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl Proxy {
+    /// How many requests were for the KMS operation `target` (`Sign`).
+    pub fn count(&self, target: &str) -> usize {
+        self.targets
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|t| t.as_str() == target)
+            .count()
+    }
+}
+
+/// The KMS operation a request names (`X-Amz-Target: TrentService.Sign`).
+fn kms_target(req: &[u8]) -> String {
+    String::from_utf8_lossy(req)
+        .lines()
+        .find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            k.trim()
+                .eq_ignore_ascii_case("x-amz-target")
+                .then(|| v.trim().rsplit('.').next().unwrap_or("").to_string())
+        })
+        .unwrap_or_default()
+}
+
+/// Start a proxy to `upstream` that records the KMS operation of every
+/// request and applies `fault` to the first `count` requests for the
+/// operation `target` (usize::MAX: all of them); everything else goes to
+/// moto.
+pub fn start_targeted(upstream: &str, target: &str, fault: Fault, count: usize) -> Proxy {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let requests = Arc::new(AtomicUsize::new(0));
+    let faults_injected = Arc::new(AtomicUsize::new(0));
+    let targets = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let (r, f, t) = (requests.clone(), faults_injected.clone(), targets.clone());
+    let upstream = upstream.to_string();
+    let target = target.to_string();
+    std::thread::spawn(move || {
+        for conn in listener.incoming().flatten() {
+            let (r, f, t, upstream, target) = (
+                r.clone(),
+                f.clone(),
+                t.clone(),
+                upstream.clone(),
+                target.clone(),
+            );
+            std::thread::spawn(move || {
+                let mut writer = conn.try_clone().unwrap();
+                let mut reader = BufReader::new(conn);
+                while let Some(req) = read_request(&mut reader) {
+                    r.fetch_add(1, Ordering::SeqCst);
+                    let op = kms_target(&req);
+                    t.lock().unwrap().push(op.clone());
+                    let faulty = op == target && f.load(Ordering::SeqCst) < count && {
+                        f.fetch_add(1, Ordering::SeqCst);
+                        true
+                    };
+                    let answer = match (faulty, fault) {
+                        (true, Fault::ServerError) => {
+                            error_response("500 Internal Server Error", "KMSInternalException")
+                        }
+                        (true, Fault::Throttle) => {
+                            error_response("400 Bad Request", "ThrottlingException")
+                        }
+                        (true, Fault::Drop) => return,
+                        (true, Fault::Slow(d)) => {
+                            std::thread::sleep(d);
+                            match forward(&upstream, &req) {
+                                Some(a) => a,
+                                None => return,
+                            }
+                        }
+                        (false, _) => match forward(&upstream, &req) {
+                            Some(a) => a,
+                            None => return,
+                        },
+                    };
+                    if writer.write_all(&answer).is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    Proxy {
+        url,
+        requests,
+        faults_injected,
+        targets,
+    }
 }
 
 fn read_request(reader: &mut BufReader<TcpStream>) -> Option<Vec<u8>> {
@@ -146,6 +242,7 @@ pub fn start(upstream: &str, fault: Fault, count: usize) -> Proxy {
         url,
         requests,
         faults_injected,
+        targets: Default::default(),
     }
 }
 
@@ -206,5 +303,6 @@ pub fn start_refusing(upstream: &str, target: &str, code: &str, message: &str) -
         url,
         requests,
         faults_injected,
+        targets: Default::default(),
     }
 }
