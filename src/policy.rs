@@ -257,6 +257,87 @@ pub fn key_policy(
     }))
 }
 
+/// The key policy of one CA's asymmetric KMS key (`--ca-key kms`): who
+/// may issue certificates is exactly who may call `kms:Sign` on it.
+///
+/// - The account root keeps `kms:*` (without it the key is unmanageable),
+///   but an explicit Deny overrides any IAM grant: nobody but the primary
+///   administrators may call `kms:Sign`, and they only on whole
+///   certificates (`kms:MessageType` RAW, the TBSCertificate kaws sends).
+/// - The primary administrators may read the public key and describe the
+///   key (`cluster check`).
+/// - Nobody but `break_glass` (if given) may schedule the key's deletion or
+///   disable it: deleting a CA key ends the cluster's PKI.
+pub fn ca_key_policy(
+    cluster: &ClusterName,
+    ca_stem: &str,
+    administrators: &[String],
+    account: Option<&str>,
+    break_glass: Option<&str>,
+) -> Result<Value> {
+    let ca = pki::cas().find(|c| c.stem == ca_stem).ok_or_else(|| {
+        let names: Vec<&str> = pki::cas().map(|c| c.stem).collect();
+        Error::input(format!("{ca_stem:?} is not one of the cluster's CAs"))
+            .with_hint(format!("give one of {}", names.join(", ")))
+    })?;
+    // The same administrators, partition and account rules as the
+    // cluster key's policy.
+    let base = key_policy(cluster, administrators, account)?;
+    let admin_arns = base["Statement"][1]["Principal"]["AWS"].clone();
+    let mut statements = vec![
+        base["Statement"][0].clone(),
+        json!({
+            "Sid": "PrimaryAdministratorsSignCertificates",
+            "Effect": "Allow",
+            "Principal": { "AWS": admin_arns },
+            "Action": "kms:Sign",
+            "Resource": "*",
+            "Condition": { "StringEquals": { "kms:MessageType": "RAW" } }
+        }),
+        json!({
+            "Sid": "PrimaryAdministratorsReadPublicKey",
+            "Effect": "Allow",
+            "Principal": { "AWS": admin_arns },
+            "Action": ["kms:GetPublicKey", "kms:DescribeKey"],
+            "Resource": "*"
+        }),
+        json!({
+            "Sid": "OnlyPrimaryAdministratorsIssueCertificates",
+            "Effect": "Deny",
+            "Principal": { "AWS": "*" },
+            "Action": "kms:Sign",
+            "Resource": "*",
+            "Condition": { "ArnNotEquals": { "aws:PrincipalArn": admin_arns } }
+        }),
+    ];
+    let deletion = match break_glass {
+        Some(b) => {
+            let p = PrincipalArn::parse(b)?;
+            json!({
+                "Sid": "OnlyBreakGlassDeletesOrDisables",
+                "Effect": "Deny",
+                "Principal": { "AWS": "*" },
+                "Action": ["kms:ScheduleKeyDeletion", "kms:DisableKey"],
+                "Resource": "*",
+                "Condition": { "ArnNotEquals": { "aws:PrincipalArn": p.as_str() } }
+            })
+        }
+        None => json!({
+            "Sid": "NobodyDeletesOrDisables",
+            "Effect": "Deny",
+            "Principal": { "AWS": "*" },
+            "Action": ["kms:ScheduleKeyDeletion", "kms:DisableKey"],
+            "Resource": "*"
+        }),
+    };
+    statements.push(deletion);
+    Ok(json!({
+        "Version": "2012-10-17",
+        "Id": format!("kaws-{cluster}-{}", ca.stem),
+        "Statement": statements
+    }))
+}
+
 /// The IAM role name the module gives a server role (`local.iam_names` in
 /// iam.tf): `<cluster>-<role>` when it fits IAM's 64 characters, else the
 /// cluster name cut to 42, 8 hex digits of its SHA-256, and the role.
@@ -283,6 +364,27 @@ fn capitalize(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ca_key_policy_lets_only_administrators_sign_and_only_break_glass_delete() {
+        let c = ClusterName::parse("prod").unwrap();
+        let admins = vec!["arn:aws:iam::111122223333:role/admin".to_string()];
+        let p = ca_key_policy(
+            &c,
+            "etcd-ca",
+            &admins,
+            None,
+            Some("arn:aws:iam::111122223333:role/break-glass"),
+        )
+        .unwrap();
+        let text = p.to_string();
+        assert!(text.contains("OnlyPrimaryAdministratorsIssueCertificates"), "{text}");
+        assert!(text.contains("kms:ScheduleKeyDeletion") && text.contains("role/break-glass"));
+        assert_eq!(p["Id"], "kaws-prod-etcd-ca");
+        assert!(ca_key_policy(&c, "node", &admins, None, None).is_err());
+        let p = ca_key_policy(&c, "ca", &admins, None, None).unwrap();
+        assert!(p.to_string().contains("NobodyDeletesOrDisables"));
+    }
 
     fn prod() -> ClusterName {
         ClusterName::parse("prod").unwrap()

@@ -95,6 +95,12 @@ pub struct KeyPolicyArgs {
     /// The AWS account of the key and the cluster (default: the administrators' account)
     #[arg(long, value_name = "ID")]
     pub account: Option<String>,
+    /// Print the policy of this CA's KMS key instead (--ca-key kms: ca, etcd-ca or front-proxy-ca): only the administrators may call kms:Sign, i.e. issue certificates
+    #[arg(long, value_name = "CA")]
+    pub ca: Option<String>,
+    /// With --ca: the one role that may schedule the CA key's deletion or disable it (default: nobody)
+    #[arg(long, value_name = "ARN", requires = "ca")]
+    pub break_glass: Option<String>,
 }
 
 #[derive(Args, Debug)]
@@ -237,7 +243,20 @@ pub fn run(cmd: ClusterCommand, global: &GlobalArgs) -> Result<ExitCode> {
         ClusterCommand::KeyPolicy(a) => {
             let cluster = ClusterName::parse(&a.cluster)?;
             let policy =
-                kaws::policy::key_policy(&cluster, &a.administrators, a.account.as_deref())?;
+                match &a.ca {
+                    Some(ca) => kaws::policy::ca_key_policy(
+                        &cluster,
+                        ca,
+                        &a.administrators,
+                        a.account.as_deref(),
+                        a.break_glass.as_deref(),
+                    )?,
+                    None => kaws::policy::key_policy(
+                        &cluster,
+                        &a.administrators,
+                        a.account.as_deref(),
+                    )?,
+                };
             crate::outln!(
                 "{}",
                 serde_json::to_string_pretty(&policy).expect("serializes")
