@@ -378,7 +378,10 @@ mod tests {
         )
         .unwrap();
         let text = p.to_string();
-        assert!(text.contains("OnlyPrimaryAdministratorsIssueCertificates"), "{text}");
+        assert!(
+            text.contains("OnlyPrimaryAdministratorsIssueCertificates"),
+            "{text}"
+        );
         assert!(text.contains("kms:ScheduleKeyDeletion") && text.contains("role/break-glass"));
         assert_eq!(p["Id"], "kaws-prod-etcd-ca");
         assert!(ca_key_policy(&c, "node", &admins, None, None).is_err());

@@ -593,3 +593,43 @@ fn a_given_ca_kms_key_is_checked_before_anything_is_written() {
     assert!(!aliases().contains("alias/kaws-given-front-proxy-ca"));
     assert!(aliases().contains("alias/kaws-given-ca"));
 }
+
+/// Real Terraform plans a cluster whose CA keys live in KMS: the entry
+/// point declares the settings' CA fields, and no CA key file is asked for
+/// (the module never received one: no server holds a CA key).
+#[test]
+fn terraform_plans_a_cluster_with_ca_keys_in_kms() {
+    let w = World::new();
+    let key = w.kms_key();
+    let out = w.cluster_init(
+        "kmsplan",
+        &key,
+        &[
+            "--ca-key",
+            "kms",
+            "--ami",
+            "ami-12345678",
+            "--nat",
+            "single",
+        ],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = tf(
+        &w,
+        &[
+            "cluster",
+            "plan",
+            "kmsplan",
+            "--",
+            "-no-color",
+            "-refresh=false",
+            "-lock=false",
+        ],
+    );
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    assert!(
+        !stderr(&out).contains("undeclared variable"),
+        "{}",
+        stderr(&out)
+    );
+}

@@ -727,11 +727,19 @@ pub(crate) fn public_file_name(spec: &CertSpec) -> Option<String> {
 /// error that says what to run. `plan` and `apply` use it, so Terraform
 /// never fails on a file main.tf names but the cluster does not have.
 pub fn require_every_row(dir: &layout::ClusterDir) -> Result<()> {
+    // A CA whose key lives in KMS has no key file. Settings that do not
+    // load are reported by whatever reads them next.
+    let settings = ClusterSettings::load(&dir.settings()).ok();
+    let in_kms = |stem: &str| {
+        settings
+            .as_ref()
+            .is_some_and(|s| s.ca_kms_key(stem).is_some())
+    };
     let missing: Vec<&'static CertSpec> = pki::CLUSTER_CERTS
         .iter()
         .filter(|s| {
             public_file_name(s).is_some_and(|n| !dir.file(&n).exists())
-                || !dir.file(&layout::encrypted_key_name(s.stem)).exists()
+                || (!in_kms(s.stem) && !dir.file(&layout::encrypted_key_name(s.stem)).exists())
         })
         .collect();
     if missing.is_empty() {

@@ -242,21 +242,18 @@ pub fn run(cmd: ClusterCommand, global: &GlobalArgs) -> Result<ExitCode> {
         ClusterCommand::Check(a) => check(a, global),
         ClusterCommand::KeyPolicy(a) => {
             let cluster = ClusterName::parse(&a.cluster)?;
-            let policy =
-                match &a.ca {
-                    Some(ca) => kaws::policy::ca_key_policy(
-                        &cluster,
-                        ca,
-                        &a.administrators,
-                        a.account.as_deref(),
-                        a.break_glass.as_deref(),
-                    )?,
-                    None => kaws::policy::key_policy(
-                        &cluster,
-                        &a.administrators,
-                        a.account.as_deref(),
-                    )?,
-                };
+            let policy = match &a.ca {
+                Some(ca) => kaws::policy::ca_key_policy(
+                    &cluster,
+                    ca,
+                    &a.administrators,
+                    a.account.as_deref(),
+                    a.break_glass.as_deref(),
+                )?,
+                None => {
+                    kaws::policy::key_policy(&cluster, &a.administrators, a.account.as_deref())?
+                }
+            };
             crate::outln!(
                 "{}",
                 serde_json::to_string_pretty(&policy).expect("serializes")
