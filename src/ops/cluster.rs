@@ -222,11 +222,27 @@ fn block_on_cluster_init(
             if cas_in_kms {
                 let missing: Vec<&'static CertSpec> =
                     pki::cas().filter(|s| !given.contains_key(s.stem)).collect();
-                for spec in missing {
-                    let arn = kms
-                        .create_ca_key(&cluster, spec.stem, spec.purpose, alg)
-                        .await?;
-                    created.push((spec.stem, arn));
+                // Concurrently; every key that was made is recorded before
+                // the first failure is returned, so that it is let go.
+                let made = futures::future::join_all(missing.iter().map(|spec| {
+                    let kms = &kms;
+                    let cluster = &cluster;
+                    async move {
+                        kms.create_ca_key(cluster, spec.stem, spec.purpose, alg)
+                            .await
+                            .map(|arn| (spec.stem, arn))
+                    }
+                }))
+                .await;
+                let mut failed = None;
+                for m in made {
+                    match m {
+                        Ok(c) => created.push(c),
+                        Err(e) => failed = failed.or(Some(e)),
+                    }
+                }
+                if let Some(e) = failed {
+                    return Err(e);
                 }
                 let more = try_join_all(created.iter().map(|(stem, arn)| {
                     let kms = &kms;
