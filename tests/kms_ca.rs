@@ -633,3 +633,89 @@ fn terraform_plans_a_cluster_with_ca_keys_in_kms() {
         stderr(&out)
     );
 }
+
+/// `kaws cluster key-policy --ca`: who may issue certificates is who may
+/// call kms:Sign on the CA key; only the break-glass role may delete or
+/// disable it. Judged by parliament, each finding explained.
+#[test]
+fn the_ca_key_policy_names_who_may_sign_and_passes_parliament() {
+    let w = World::new();
+    let admin = "arn:aws:iam::123456789012:role/kaws-primary-admin";
+    let glass = "arn:aws:iam::123456789012:role/break-glass";
+    let policy = json(&run_ok(w.kaws().args([
+        "cluster",
+        "key-policy",
+        "prod",
+        "--administrator",
+        admin,
+        "--ca",
+        "etcd-ca",
+        "--break-glass",
+        glass,
+    ])));
+    let statements = policy["Statement"].as_array().unwrap();
+    let by_sid = |sid: &str| {
+        statements
+            .iter()
+            .find(|s| s["Sid"] == sid)
+            .unwrap_or_else(|| panic!("{sid}: {policy}"))
+            .clone()
+    };
+    let allow = by_sid("PrimaryAdministratorsSignCertificates");
+    assert_eq!(allow["Action"], "kms:Sign");
+    assert_eq!(allow["Principal"]["AWS"][0], admin);
+    let deny = by_sid("OnlyPrimaryAdministratorsIssueCertificates");
+    assert_eq!(deny["Effect"], "Deny");
+    assert_eq!(
+        deny["Condition"]["ArnNotEquals"]["aws:PrincipalArn"][0],
+        admin
+    );
+    let glass_only = by_sid("OnlyBreakGlassDeletesOrDisables");
+    assert!(glass_only["Action"]
+        .to_string()
+        .contains("kms:ScheduleKeyDeletion"));
+    assert_eq!(
+        glass_only["Condition"]["ArnNotEquals"]["aws:PrincipalArn"],
+        glass
+    );
+
+    let parts: Vec<(String, serde_json::Value)> = statements
+        .iter()
+        .map(|s| {
+            (
+                s["Sid"].as_str().unwrap().to_string(),
+                serde_json::json!({"Version": policy["Version"], "Statement": [s]}),
+            )
+        })
+        .collect();
+    for (sid, findings) in parliament(&parts) {
+        for (issue, detail) in findings {
+            // As for the cluster key (tests/policy.rs): "*" is this key in
+            // a key policy, and the root statement is AWS's own default.
+            let explained = issue == "RESOURCE_STAR"
+                || (issue == "PERMISSIONS_MANAGEMENT_ACTIONS" && sid == "EnableIAMPolicies");
+            assert!(explained, "{sid}: {issue} {detail}");
+        }
+    }
+
+    // Not a CA, or a break-glass role without --ca: refused.
+    let out = w
+        .kaws()
+        .args([
+            "cluster",
+            "key-policy",
+            "prod",
+            "--administrator",
+            admin,
+            "--ca",
+            "node",
+        ])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("is not one of the cluster's CAs"),
+        "{}",
+        stderr(&out)
+    );
+}
