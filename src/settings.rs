@@ -704,6 +704,36 @@ mod tests {
     use super::*;
 
     #[test]
+    fn ca_keys_in_settings_are_held_to_the_table() {
+        let base = r#"{"cluster":"prod","domain":"example.com","zone_id":"Z1","region":"us-east-1",
+            "kms_key_id":"alias/k","ssh_key_name":"me""#;
+        let parse = |extra: &str| {
+            ClusterSettings::from_json(format!("{base}{extra}}}").as_bytes(), Path::new("s.json"))
+        };
+        let sealed = parse("").unwrap();
+        assert_eq!(sealed.ca_key, CaKey::Sealed);
+        // A sealed cluster's file says nothing of CA keys.
+        assert!(!String::from_utf8(sealed.to_json())
+            .unwrap()
+            .contains("ca_k"));
+        let good = r#","ca_key":"kms","ca_kms_keys":{"ca":"alias/a","etcd-ca":"alias/b","front-proxy-ca":"alias/c"}"#;
+        let kms = parse(good).unwrap();
+        assert_eq!(kms.ca_kms_key("etcd-ca"), Some("alias/b"));
+        let again = ClusterSettings::from_json(&kms.to_json(), Path::new("s.json")).unwrap();
+        assert_eq!(again, kms);
+        for bad in [
+            r#","ca_key":"kms""#,
+            r#","ca_key":"kms","ca_kms_keys":{"ca":"alias/a","etcd-ca":"alias/b"}"#,
+            r#","ca_key":"kms","ca_kms_keys":{"ca":"alias/a","etcd-ca":"alias/b","front-proxy-ca":"alias/c","node":"alias/d"}"#,
+            r#","ca_key":"kms","ca_kms_keys":{"ca":"not a key","etcd-ca":"alias/b","front-proxy-ca":"alias/c"}"#,
+            r#","ca_kms_keys":{"ca":"alias/a"}"#,
+            r#","ca_key":"hsm""#,
+        ] {
+            assert!(parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
     fn cidrs() {
         let c = Cidr::parse("cidr", "10.3.0.0/24").unwrap();
         assert_eq!(c.first_host().unwrap(), Ipv4Addr::new(10, 3, 0, 1));
