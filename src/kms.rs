@@ -214,7 +214,17 @@ impl AwsKms {
         }
         let code = err.code().unwrap_or("Unknown").to_string();
         let detail = err.message().unwrap_or("").to_string();
+        // A CA's own KMS key (`--ca-key kms`): who may sign is in its policy.
+        let signing = action == "sign with" || action == "read the public key of";
         let (what, hint) = match code.as_str() {
+            "AccessDeniedException" if signing => (
+                format!("access to KMS key {key} was denied"),
+                "only primary administrators may sign with a CA key: check your credentials (`aws sts get-caller-identity`) and the CA key's policy (`kaws cluster key-policy <cluster> --administrator ARN --ca <ca>` prints the one kaws expects)".to_string(),
+            ),
+            "IncorrectKeyException" | "InvalidKeyUsageException" if signing => (
+                format!("KMS key {key} cannot be used to {action} {file}"),
+                "a CA key must be an asymmetric key with key usage SIGN_VERIFY; restore terraform.tfvars.json from git if ca_kms_keys was changed".to_string(),
+            ),
             "AccessDeniedException" | "UnrecognizedClientException" | "InvalidSignatureException" | "ExpiredTokenException" => (
                 format!("access to KMS key {key} was denied"),
                 "only primary administrators may use this key: check your credentials (`aws sts get-caller-identity`) and the key policy (`kaws cluster key-policy` prints the one kaws expects)".to_string(),

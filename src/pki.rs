@@ -675,7 +675,7 @@ impl<'a> Ca<'a> {
                     k.key_id, row.purpose
                 ))
                 .with_hint(
-                    "restore ca files and terraform.tfvars.json from git and find out who changed them; kaws signs nothing with a key its CA certificate does not name",
+                    "restore the CA certificate and terraform.tfvars.json from git and find out who changed them; kaws signs nothing with a key its CA certificate does not name",
                 ),
             });
         }

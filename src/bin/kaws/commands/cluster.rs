@@ -343,7 +343,7 @@ fn check(a: CheckArgs, global: &GlobalArgs) -> Result<ExitCode> {
             }
             if report.offline {
                 out.push_str("Keys were not decrypted (--offline).\n");
-                if report.not_checked.len() > 2 {
+                if !report.not_checked.is_empty() {
                     out.push_str("Not checked (--offline):\n");
                     for n in &report.not_checked {
                         out.push_str(&format!("  {}\n", kaws::text::escape(n)));
