@@ -299,6 +299,22 @@ fn default_init_keeps_no_ca_key_and_every_certificate_verifies() {
         .unwrap();
     assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
 
+    // New leaf keys, still signed through KMS; the CA keys do not change.
+    let ca_before = std::fs::read(dir.join("ca.pem")).unwrap();
+    let out = w
+        .kaws()
+        .args(["cluster", "renew", "kmsca", "--new-keys"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(ca_before, std::fs::read(dir.join("ca.pem")).unwrap());
+    for (leaf, ca) in LEAVES {
+        verify(&dir, ca, leaf);
+    }
+    assert!(!files(&dir)
+        .iter()
+        .any(|f| f.ends_with("ca-key.pem.encrypted")));
+
     // A CA certificate replaced by one of another key is caught.
     let other = std::fs::read(dir.join("etcd-ca.pem")).unwrap();
     std::fs::write(dir.join("ca.pem"), other).unwrap();
