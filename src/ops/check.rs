@@ -155,6 +155,23 @@ impl KmsKeyFinding {
     }
 }
 
+/// The account of a KMS key ARN (`arn:<partition>:kms:<region>:<account>:key/...`).
+fn arn_account(arn: &str) -> Option<&str> {
+    let parts: Vec<&str> = arn.splitn(6, ':').collect();
+    (parts.len() == 6 && parts[0] == "arn" && parts[2] == "kms").then(|| parts[4])
+}
+
+/// Why `ca_key` is not in the account of `cluster_key` (both ARNs), if so.
+/// A key named by id or alias has no account to compare.
+fn foreign_account(ca_key: &str, cluster_key: &str) -> Option<String> {
+    let (a, b) = (arn_account(ca_key)?, arn_account(cluster_key)?);
+    (a != b).then(|| {
+        format!(
+            "{ca_key} is a key of account {a}, but the cluster key {cluster_key} is in account {b}"
+        )
+    })
+}
+
 /// The cluster's key and every administrator's key, described concurrently
 /// (at most 16 requests in flight).
 async fn key_health(
@@ -635,6 +652,22 @@ pub fn cluster_check(
             crate::settings::CaKey::Kms => "the settings' kms_key_id",
         };
         let mut settings_finding = finding(layout::SETTINGS_FILE, "settings");
+        // A CA key of another account than the cluster key's is no key
+        // kaws made for this cluster (it creates them beside the cluster
+        // key): most likely a committer's own key.
+        if let Ok(n) = &named {
+            for ca in pki::cas() {
+                if let Some(problem) = settings
+                    .ca_kms_key(ca.stem)
+                    .and_then(|k| foreign_account(k, n))
+                {
+                    settings_finding.fail(
+                        State::Invalid,
+                        format!("ca_kms_keys.{}: {problem}; restore the file from git and find out who changed it", ca.stem),
+                    );
+                }
+            }
+        }
         match (&named, &sealing) {
             (Ok(n), Some(s)) if n != s => settings_finding.fail(
                 State::Invalid,
@@ -823,4 +856,25 @@ fn check_admin(
         f.fail(State::Warning, "a key without a CSR, left by an interrupted `kaws admin create`; remove it or run admin create again after removing it");
     }
     f
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_ca_key_of_another_account_is_named() {
+        let cluster = "arn:aws:kms:us-east-1:111122223333:key/aaaa";
+        assert_eq!(
+            foreign_account("arn:aws:kms:us-east-1:111122223333:key/bbbb", cluster),
+            None
+        );
+        assert!(
+            foreign_account("arn:aws:kms:us-east-1:444455556666:key/bbbb", cluster)
+                .unwrap()
+                .contains("account 444455556666")
+        );
+        assert_eq!(foreign_account("alias/kaws-prod-ca", cluster), None);
+        assert_eq!(arn_account("arn:aws:kms:x"), None);
+    }
 }
