@@ -101,7 +101,11 @@ pub fn check_refresh_units(role: &str, s: &Server) {
     let gated = s
         .file("/etc/kaws/refresh.env")
         .contains("KAWS_RESTART_GATE=/opt/kaws/bin/kaws-etcd-turn");
-    assert_eq!(gated, role == "etcd", "{role}: only etcd waits for its turn");
+    assert_eq!(
+        gated,
+        role == "etcd",
+        "{role}: only etcd waits for its turn"
+    );
     if gated {
         assert_eq!(s.modes["/opt/kaws/bin/kaws-etcd-turn"], 0o755);
     }
@@ -139,8 +143,11 @@ fn run_refresh(w: &World, s: &Server, dir: &Path, s3: &str, kms: &str, etcd: &[u
         "#!/bin/sh\necho \"$*\" >>\"$KAWS_TEST_SYSTEMCTL_LOG\"\n",
     )
     .unwrap();
-    std::fs::set_permissions(path.join("systemctl"), std::fs::Permissions::from_mode(0o755))
-        .unwrap();
+    std::fs::set_permissions(
+        path.join("systemctl"),
+        std::fs::Permissions::from_mode(0o755),
+    )
+    .unwrap();
     let bucket = s
         .file("/etc/kaws/kaws.env")
         .lines()
@@ -225,7 +232,10 @@ fn objects(w: &World, s: &Server) -> BTreeMap<String, String> {
             let key = o["Key"].as_str().unwrap();
             let name = key
                 .strip_prefix("certs/")
-                .or_else(|| key.strip_prefix("keys/").and_then(|k| k.strip_suffix(".encrypted")))
+                .or_else(|| {
+                    key.strip_prefix("keys/")
+                        .and_then(|k| k.strip_suffix(".encrypted"))
+                })
                 .unwrap_or(key);
             (name.to_string(), o["ETag"].as_str().unwrap().to_string())
         })
@@ -267,16 +277,38 @@ pub fn judge_refresh(w: &World, roles: &[Role<'_>], members: &EtcdMembers) {
             r.server.env_list("KAWS_KEYS").len(),
         );
         let before = tree(&r.dir);
-        for (pass, want_s3, want_kms) in [("first", certs + 2 * keys, keys), ("quiet", certs + keys, 0)] {
+        for (pass, want_s3, want_kms) in [
+            ("first", certs + 2 * keys, keys),
+            ("quiet", certs + keys, 0),
+        ] {
             let (out, n_s3, n_kms, took) = run(r);
-            assert!(out.status.success(), "{}: {pass} refresh: {}", r.name, stderr(&out));
+            assert!(
+                out.status.success(),
+                "{}: {pass} refresh: {}",
+                r.name,
+                stderr(&out)
+            );
             eprintln!(
                 "{}: {pass} refresh: {n_s3} S3 and {n_kms} KMS requests, {took:?}",
                 r.name
             );
-            assert_eq!((n_s3, n_kms), (want_s3, want_kms), "{}: {pass} refresh requests", r.name);
-            assert!(differ(&before, &tree(&r.dir)).is_empty(), "{}: {pass}", r.name);
-            assert_eq!(take_calls(&r.dir), Vec::<String>::new(), "{}: {pass}", r.name);
+            assert_eq!(
+                (n_s3, n_kms),
+                (want_s3, want_kms),
+                "{}: {pass} refresh requests",
+                r.name
+            );
+            assert!(
+                differ(&before, &tree(&r.dir)).is_empty(),
+                "{}: {pass}",
+                r.name
+            );
+            assert_eq!(
+                take_calls(&r.dir),
+                Vec::<String>::new(),
+                "{}: {pass}",
+                r.name
+            );
         }
     }
 
@@ -291,7 +323,14 @@ pub fn judge_refresh(w: &World, roles: &[Role<'_>], members: &EtcdMembers) {
     assert!(out.status.success(), "renew: {}", stderr(&out));
     let out = tf(
         w,
-        &["cluster", "apply", CLUSTER, "--", "-auto-approve", "-no-color"],
+        &[
+            "cluster",
+            "apply",
+            CLUSTER,
+            "--",
+            "-auto-approve",
+            "-no-color",
+        ],
     );
     assert!(out.status.success(), "apply after renew failed");
     let text = stdout(&out);
@@ -316,7 +355,11 @@ pub fn judge_refresh(w: &World, roles: &[Role<'_>], members: &EtcdMembers) {
             .filter(|n| renewed.contains(*n))
             .cloned()
             .collect();
-        assert!(!mine.is_empty(), "{}: renew changed none of its files", r.name);
+        assert!(
+            !mine.is_empty(),
+            "{}: renew changed none of its files",
+            r.name
+        );
         let map = restart_map(r.server);
         let units: BTreeSet<String> = map
             .iter()
@@ -330,7 +373,10 @@ pub fn judge_refresh(w: &World, roles: &[Role<'_>], members: &EtcdMembers) {
             let (out, ..) = run(r);
             signal(members.pids[1], "-CONT");
             let log = stderr(&out);
-            assert!(!out.status.success(), "etcd restarted beside a stopped member: {log}");
+            assert!(
+                !out.status.success(),
+                "etcd restarted beside a stopped member: {log}"
+            );
             assert!(log.contains("is not healthy"), "{log}");
             assert_eq!(take_calls(&r.dir), Vec::<String>::new(), "{log}");
             assert_eq!(differ(&before, &tree(&r.dir)), mine, "etcd: {log}");
@@ -339,7 +385,11 @@ pub fn judge_refresh(w: &World, roles: &[Role<'_>], members: &EtcdMembers) {
         }
         let (out, n_s3, n_kms, took) = run(r);
         let log = stderr(&out);
-        assert!(out.status.success(), "{}: refresh after renew: {log}", r.name);
+        assert!(
+            out.status.success(),
+            "{}: refresh after renew: {log}",
+            r.name
+        );
         eprintln!(
             "{}: refresh after renew: {n_s3} S3 and {n_kms} KMS requests, {took:?}\n{log}",
             r.name
