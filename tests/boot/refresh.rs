@@ -4,7 +4,7 @@
 //! records its calls; the etcd gate asks the real etcd members of
 //! `judge_etcd` for their health. Between two refreshes, `kaws cluster renew
 //! --new-keys` and `kaws cluster apply` change the objects in S3, and
-//! nothing else.
+//! nothing else. A refresh whose KMS request fails replaces nothing.
 
 use super::*;
 use std::time::Instant;
@@ -367,6 +367,20 @@ pub fn judge_refresh(w: &World, roles: &[Role<'_>], members: &EtcdMembers) {
             .map(|(u, _)| u.clone())
             .collect();
         let before = tree(&r.dir);
+        // KMS fails after every certificate was staged: nothing is
+        // replaced, nothing restarted, and the next tick starts over.
+        let faulty = proxy::start(upstream, proxy::Fault::Drop, 1);
+        let out = run_refresh(w, r.server, &r.dir, &s3.url, &faulty.url, &members.client);
+        let log = stderr(&out);
+        assert!(!out.status.success(), "{}: {log}", r.name);
+        assert_eq!(faulty.faults_injected.load(Ordering::SeqCst), 1);
+        assert!(log.contains("nothing replaced"), "{}: {log}", r.name);
+        assert!(
+            differ(&before, &tree(&r.dir)).is_empty(),
+            "{}: {log}",
+            r.name
+        );
+        assert_eq!(take_calls(&r.dir), Vec::<String>::new(), "{}", r.name);
         if r.name == "etcd" {
             // Another member is down: the files are taken, the restart waits.
             signal(members.pids[1], "-STOP");
