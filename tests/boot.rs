@@ -7,7 +7,9 @@
 //! by `shellcheck`, flags and config files by the pinned versions' upstream
 //! references (tests/fixtures/upstream), certificates and etcd's flags by a
 //! real three-member etcd, and the decrypt step by running it against moto,
-//! also through a fault-injecting proxy.
+//! also through a fault-injecting proxy. The refresh that takes renewed
+//! certificates and keys runs on what the decrypt step wrote, before and
+//! after `kaws cluster renew` and a second apply (tests/boot/refresh.rs).
 //!
 //! Its own cluster, domain, zone and key pair, so it can share a moto server
 //! with tests/terraform.rs. The cluster has the default, private topology;
@@ -19,13 +21,16 @@ mod common;
 mod judges;
 #[path = "common/proxy.rs"]
 mod proxy;
+#[path = "boot/refresh.rs"]
+mod refresh;
 #[path = "boot/server.rs"]
 mod server;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::TcpListener;
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::sync::atomic::Ordering;
 
 use common::*;
@@ -143,6 +148,8 @@ fn check_common(role: &str, ign: &Server) {
             .contains("Cache=no-negative"),
         "{role}"
     );
+
+    refresh::check_refresh_units(role, ign);
 
     let certs = ign.env_list("KAWS_CERTS");
     let key_list = ign.env_list("KAWS_KEYS");
@@ -719,7 +726,6 @@ fn run_decrypt(w: &World, s: &Server, dir: &Path, s3: &str, kms: &str) -> std::p
 /// directory, each matching its certificate (openssl), no ciphertext.
 fn check_decrypted(role: &str, dir: &Path) {
     let (etc, run) = (dir.join("etc"), dir.join("run"));
-    use std::os::unix::fs::PermissionsExt;
     let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode(&run), 0o700, "{role}: key directory");
     let found: BTreeSet<String> = std::fs::read_dir(&run)
@@ -898,7 +904,7 @@ fn judge_etcd(
     client_dir: &Path,
     worker_dir: &Path,
     work: &Path,
-) {
+) -> EtcdMembers {
     let ports = free_ports(6);
     let (client, peer) = ports.split_at(3);
     let etc = etcd_dir.join("etc");
@@ -952,16 +958,11 @@ fn judge_etcd(
                 .expect("etcd (Debian package etcd-server) is installed"),
         );
     }
-    struct Kill(Vec<std::process::Child>);
-    impl Drop for Kill {
-        fn drop(&mut self) {
-            for c in &mut self.0 {
-                let _ = c.kill();
-                let _ = c.wait();
-            }
-        }
-    }
-    let _members = Kill(children);
+    let members = EtcdMembers {
+        pids: children.iter().map(|c| c.id()).collect(),
+        client: client.to_vec(),
+        children,
+    };
     let endpoints = client
         .iter()
         .map(|p| format!("https://127.0.0.1:{p}"))
@@ -1104,6 +1105,51 @@ fn judge_etcd(
         &["get", "/kaws/intruder", "--print-value-only"],
     );
     assert_eq!(stdout(&out).trim(), "", "nothing was written");
+    members
+}
+
+/// The three etcd members of `judge_etcd`, killed when dropped.
+struct EtcdMembers {
+    children: Vec<std::process::Child>,
+    pids: Vec<u32>,
+    /// Client ports, in member order.
+    client: Vec<u16>,
+}
+
+impl EtcdMembers {
+    /// Wait until every member answers /health, asked with the certificate
+    /// and key in `dir`.
+    fn wait_healthy(&self, dir: &Path) {
+        for _ in 0..60 {
+            let healthy = self.client.iter().all(|port| {
+                let out = Command::new("curl")
+                    .args(["-fsS", "--max-time", "2", "--cacert"])
+                    .arg(dir.join("etc/etcd-ca.pem"))
+                    .arg("--cert")
+                    .arg(dir.join("etc/etcd.pem"))
+                    .arg("--key")
+                    .arg(dir.join("run/etcd-key.pem"))
+                    .arg(format!("https://127.0.0.1:{port}/health"))
+                    .output()
+                    .unwrap();
+                stdout(&out).contains(r#""health":"true""#)
+            });
+            if healthy {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(500));
+        }
+        panic!("the etcd members did not all become healthy again");
+    }
+}
+
+impl Drop for EtcdMembers {
+    fn drop(&mut self) {
+        for c in &mut self.children {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
 }
 
 /// The judges catch what they are there for: gzip user data is refused by
@@ -1423,7 +1469,32 @@ fn servers_boot_with_their_own_identities_and_keys_only_in_tmpfs() {
     let worker_dir = judge_decrypt(&w, "worker", worker, &work);
     let client_dir = judge_decrypt(&w, "controller", controller, &work);
     let etcd_dir = judge_decrypt(&w, "etcd", etcd[0], &work);
-    judge_etcd(&etcd, &etcd_dir, &client_dir, &worker_dir, &work);
+    let members = judge_etcd(&etcd, &etcd_dir, &client_dir, &worker_dir, &work);
+
+    // Renewal reaches the servers: the refresh on what the decrypt step
+    // wrote, quiet, then after `kaws cluster renew` and a second apply.
+    refresh::judge_refresh(
+        &w,
+        &[
+            refresh::Role {
+                name: "worker",
+                server: worker,
+                dir: worker_dir,
+            },
+            refresh::Role {
+                name: "controller",
+                server: controller,
+                dir: client_dir,
+            },
+            refresh::Role {
+                name: "etcd",
+                server: etcd[0],
+                dir: etcd_dir,
+            },
+        ],
+        &members,
+    );
+    drop(members);
 
     // IAM: each role decrypts exactly its own keys, nobody the CA key.
     for role in ["controller", "worker", "etcd"] {

@@ -175,6 +175,86 @@ fn check_passes_on_a_fresh_cluster_and_catches_damage_and_exposure() {
         .success());
 }
 
+/// `cluster check --warn-days N`: a certificate ending within N days
+/// exits 8, which a scheduled job can alert on; without the flag a warning
+/// still exits 0, and a failure still exits 6.
+#[test]
+fn check_warn_days_exits_8_when_a_certificate_ends_within_n_days() {
+    let w = World::new();
+    let key = w.kms_key();
+    assert!(w.cluster_init("wd", &key, &[]).status.success());
+    let akey = w.kms_key();
+    for args in [
+        &["admin", "create", "wd", "soon", "--kms-key", &akey][..],
+        &["admin", "sign", "wd", "soon", "--days", "10", "--yes"],
+    ] {
+        let out = w.kaws().args(args).output().unwrap();
+        assert!(out.status.success(), "{args:?}: {}", stderr(&out));
+    }
+    let check = |extra: &[&str]| {
+        let out = w
+            .kaws()
+            .args(["cluster", "check", "wd", "--offline", "-o", "json"])
+            .args(extra)
+            .output()
+            .unwrap();
+        let json: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap_or_default();
+        let states: std::collections::BTreeMap<String, String> = json["findings"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .map(|f| {
+                        (
+                            f["name"].as_str().unwrap().to_string(),
+                            f["state"].as_str().unwrap().to_string(),
+                        )
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        (out, states)
+    };
+
+    // As before: a warning is reported and exits 0.
+    let (out, states) = check(&[]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(states["soon"], "warning");
+    // Ten days left: a warning within 30 days, exit 8 and a line on stderr.
+    let (out, states) = check(&["--warn-days", "30"]);
+    assert_eq!(out.status.code(), Some(8), "{}", stderr(&out));
+    assert_eq!(states["soon"], "warning");
+    assert_eq!(states["apiserver"], "ok");
+    let err = stderr(&out);
+    assert!(
+        err.contains("warning: cluster wd: 1 certificate(s) end within 30 days")
+            && err.contains("kaws cluster renew wd"),
+        "{err}"
+    );
+    // Not within 5 days: ok, exit 0.
+    let (out, states) = check(&["--warn-days", "5"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(states["soon"], "ok");
+    // Every leaf ends within 400 days; the text report says so too.
+    let (out, states) = check(&["--warn-days", "400"]);
+    assert_eq!(out.status.code(), Some(8), "{}", stderr(&out));
+    assert_eq!(states["apiserver"], "warning");
+    let out = w
+        .kaws()
+        .args(["cluster", "check", "wd", "--offline", "--warn-days", "400"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(8));
+    assert!(stdout(&out).contains("renew it"), "{}", stdout(&out));
+    // A negative N is a bad command line.
+    let (out, _) = check(&["--warn-days", "-1"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    // A failure wins: 6, whatever N.
+    let d = w.cluster_dir("wd");
+    std::fs::write(d.join("node.pem"), b"not a certificate").unwrap();
+    let (out, _) = check(&["--warn-days", "400"]);
+    assert_eq!(out.status.code(), Some(6), "{}", stderr(&out));
+}
+
 #[test]
 fn renew_reissues_certificates_keeping_or_replacing_keys() {
     let w = World::new();

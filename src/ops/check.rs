@@ -271,10 +271,7 @@ fn check_cert(
     } else if cert.validity().not_before.to_datetime() > now + time::Duration::minutes(10) {
         f.fail(State::Invalid, "not valid yet: check the clock");
     } else if residual < WARN_DAYS {
-        f.fail(
-            State::Warning,
-            format!("expires in {residual} days: renew it"),
-        );
+        f.fail(State::Warning, expiry_warning(residual));
     }
     // The chain: the CA's key must have signed it.
     if cert.verify_signature(Some(ca.cert.public_key())).is_err() {
@@ -856,6 +853,41 @@ fn check_admin(
         f.fail(State::Warning, "a key without a CSR, left by an interrupted `kaws admin create`; remove it or run admin create again after removing it");
     }
     f
+}
+
+/// The warning of a certificate that ends within the threshold.
+fn expiry_warning(residual_days: i64) -> String {
+    format!("expires in {residual_days} days: renew it")
+}
+
+impl CheckReport {
+    /// Judge expiry against `days` instead of [`WARN_DAYS`]
+    /// (`kaws cluster check --warn-days`); returns how many certificates are
+    /// valid but end within `days`.
+    pub fn warn_within(&mut self, days: i64) -> usize {
+        let mut expiring = 0;
+        for f in &mut self.findings {
+            let residual = match f.residual_days {
+                Some(d) if d >= 0 && f.state != State::Expired => d,
+                _ => continue,
+            };
+            let warning = expiry_warning(residual);
+            let had = f.problems.iter().position(|p| *p == warning);
+            if residual < days {
+                expiring += 1;
+                if had.is_none() {
+                    f.state = f.state.max(State::Warning);
+                    f.problems.insert(0, warning);
+                }
+            } else if let Some(i) = had {
+                f.problems.remove(i);
+                if f.problems.is_empty() && f.state == State::Warning {
+                    f.state = State::Ok;
+                }
+            }
+        }
+        expiring
+    }
 }
 
 #[cfg(test)]

@@ -39,7 +39,7 @@ locals {
 
   # Files and units every server with keys gets.
   common_files = {
-    for role in keys(local.role_keys) : role => [
+    for role in keys(local.role_keys) : role => concat([
       {
         path      = "/opt/kaws/bin/kaws-decrypt-keys"
         mode      = 493
@@ -62,10 +62,10 @@ locals {
         overwrite = true
         contents  = { source = "data:,${replace(urlencode(local.kaws_env[role]), "+", "%20")}" }
       },
-    ]
+    ], local.refresh_files[role])
   }
   common_units = {
-    for role, before in local.keys_before : role => concat(local.update_units, [
+    for role, before in local.keys_before : role => concat(local.update_units, local.refresh_units, [
       {
         name    = "kaws-keys.service"
         enabled = true
@@ -172,7 +172,7 @@ locals {
   etcd_ignition = [
     for i in range(local.etcd_count) : templatefile("${path.module}/templates/etcd.ign.tftpl", {
       cluster         = var.cluster
-      common_files    = local.common_files["etcd"]
+      common_files    = concat(local.common_files["etcd"], local.refresh_etcd_files[i])
       common_units    = local.common_units["etcd"]
       etcd_image      = local.images.etcd
       etcd_name       = "etcd-${i}"
@@ -201,4 +201,88 @@ locals {
 locals {
   # What the size preconditions read (a condition shows every value it uses).
   user_data_size = { for role, data in local.user_data : role => length(data) }
+}
+
+# Renewal on running servers (docs/guides/renew-certificates.md). Every
+# server with keys runs kaws-refresh-keys from kaws-refresh.timer: it takes
+# the objects `kaws cluster apply` changed after `kaws cluster renew`, and
+# restarts only the units that read a changed file; etcd members one at a
+# time (kaws-etcd-turn). Nothing here changes when certificates do.
+locals {
+  # The long-running units that read each certificate or key, per role
+  # (directly or through a kubeconfig): a new certificate is one more name
+  # here. tests/boot.rs checks this against what the units name.
+  refresh_restart = {
+    etcd = { "etcd-member.service" = ["etcd-ca.pem", "etcd.pem", "etcd-key.pem"] }
+    controller = {
+      "kube-apiserver.service" = [
+        "ca.pem", "apiserver.pem", "apiserver-key.pem", "etcd-ca.pem", "etcd-client.pem",
+        "etcd-client-key.pem", "front-proxy-ca.pem", "front-proxy-client.pem",
+        "front-proxy-client-key.pem", "secrets-encryption-key.pem", "service-account.pub",
+        "service-account-key.pem",
+      ]
+      "kube-controller-manager.service" = ["ca.pem", "controller-manager.pem", "controller-manager-key.pem", "service-account-key.pem"]
+      "kube-scheduler.service"          = ["ca.pem", "scheduler.pem", "scheduler-key.pem"]
+    }
+    worker = {
+      for unit in ["kubelet.service", "kube-proxy.service", "flanneld.service"] : unit => ["ca.pem", "node.pem", "node-key.pem"]
+    }
+  }
+
+  refresh_env = {
+    for role, units in local.refresh_restart : role => format("KAWS_RESTART=\"%s\"\n", join(" ", [
+      for unit, files in units : "${unit}:${join(",", files)}"
+    ]))
+  }
+  refresh_file = {
+    for f in ["kaws-refresh-keys", "kaws-etcd-turn"] : f => {
+      path      = "/opt/kaws/bin/${f}"
+      mode      = 493
+      overwrite = true
+      contents  = { source = "data:,${replace(urlencode(file("${path.module}/templates/${f}.sh")), "+", "%20")}" }
+    }
+  }
+  # etcd members get theirs below: /etc/kaws/refresh.env differs by member.
+  refresh_files = {
+    for role, env in local.refresh_env : role => role == "etcd" ? [local.refresh_file["kaws-refresh-keys"]] : [
+      local.refresh_file["kaws-refresh-keys"],
+      {
+        path      = "/etc/kaws/refresh.env"
+        mode      = 420
+        overwrite = true
+        contents  = { source = "data:,${replace(urlencode(env), "+", "%20")}" }
+      },
+    ]
+  }
+
+  # etcd: which member this is, and the others' health, before a restart.
+  refresh_etcd_files = [
+    for i in range(local.etcd_count) : [
+      local.refresh_file["kaws-etcd-turn"],
+      {
+        path      = "/etc/kaws/refresh.env"
+        mode      = 420
+        overwrite = true
+        contents = { source = "data:,${replace(urlencode(join("\n", [
+          trimsuffix(local.refresh_env.etcd, "\n"),
+          "KAWS_RESTART_GATE=/opt/kaws/bin/kaws-etcd-turn",
+          "KAWS_ETCD_INDEX=${i}",
+          "KAWS_ETCD_ENDPOINTS=\"${join(" ", [for fqdn in local.etcd_fqdns : "https://${fqdn}:2379"])}\"",
+          "",
+        ])), "+", "%20")}" }
+      },
+    ]
+  ]
+
+  refresh_units = [
+    {
+      name     = "kaws-refresh.service"
+      contents = file("${path.module}/templates/kaws-refresh.service")
+    },
+    {
+      name     = "kaws-refresh.timer"
+      enabled  = true
+      contents = file("${path.module}/templates/kaws-refresh.timer")
+    },
+  ]
 }

@@ -48,13 +48,15 @@ carry the usages and names its role needs; every encrypted key must decrypt unde
 encryption context and match its certificate, and the encryption configuration must hold \
 32-byte keys (skipped with --offline); a cluster made by an older kaws is told what to run; \
 no plaintext private key (PEM or DER) may sit anywhere in the repository; each \
-administrator's state is shown. Certificates that end within 30 days are warnings.\n\n\
+administrator's state is shown. Certificates that end within 30 days (--warn-days) are \
+warnings.\n\n\
 Unless --offline, the KMS keys are described too: the cluster's key and each \
 administrator's (recorded in <admin>.kms.json), as enabled, disabled, pending-deletion (with \
 the deletion date), not-found or unknown. A cluster key that is not enabled is a failure; an \
 administrator's is a warning for them.\n\n\
 Exits with status 6 when anything is invalid, expired or exposed, or the cluster's KMS key \
-cannot be used.")]
+cannot be used. With --warn-days given, exits with status 8 when nothing fails but a \
+certificate ends within that many days: a scheduled job can alert on it.")]
     Check(CheckArgs),
     /// Re-issue the cluster's certificates (all but the CAs') from their CAs
     #[command(
@@ -125,6 +127,9 @@ pub struct CheckArgs {
     /// Do not contact KMS: skip decrypting the keys and describing the KMS keys
     #[arg(long)]
     pub offline: bool,
+    /// Warn about certificates that end within N days (default 30), and exit with status 8 if any does and nothing fails
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(i64).range(0..=36500))]
+    pub warn_days: Option<i64>,
     /// Output format
     #[arg(long, short = 'o', value_enum, default_value_t = OutputFormat::Text)]
     pub output: OutputFormat,
@@ -298,10 +303,15 @@ pub fn run(cmd: ClusterCommand, global: &GlobalArgs) -> Result<ExitCode> {
     }
 }
 
+/// `cluster check --warn-days N`: nothing fails, but a certificate ends
+/// within N days (docs/reference/exit-codes.md).
+const EXPIRING: u8 = 8;
+
 fn check(a: CheckArgs, global: &GlobalArgs) -> Result<ExitCode> {
     let cluster = ClusterName::parse(&a.cluster)?;
     let repo = super::current_repo()?;
-    let report = ops::cluster_check(&repo, &cluster, a.offline, &global.aws())?;
+    let mut report = ops::cluster_check(&repo, &cluster, a.offline, &global.aws())?;
+    let expiring = report.warn_within(a.warn_days.unwrap_or(ops::WARN_DAYS));
     match a.output {
         OutputFormat::Json => crate::outln!(
             "{}",
@@ -388,6 +398,15 @@ fn check(a: CheckArgs, global: &GlobalArgs) -> Result<ExitCode> {
         let n = report.failures();
         return Err(kaws::Error::new(kaws::ErrorKind::CheckFailed, format!("cluster {cluster}: {n} problem(s) found"))
             .with_hint("see the lines above: renew expired certificates, restore damaged files from git, remove any plaintext key, bring the cluster's KMS key back"));
+    }
+    if let (Some(days), 1..) = (a.warn_days, expiring) {
+        // Not an error: the report above is the message. It wins over an
+        // unreachable KMS (5), which the report shows too.
+        eprintln!(
+            "warning: cluster {cluster}: {expiring} certificate(s) end within {days} days{}\nhelp: run `kaws cluster renew {cluster}` and `kaws cluster apply {cluster}`; administrators renew with `kaws admin sign --renew`",
+            if report.kms_error.is_some() { ", and the keys could not be checked" } else { "" }
+        );
+        return Ok(ExitCode::from(EXPIRING));
     }
     if let Some(e) = &report.kms_error {
         // An outage or a refusal is not a PKI problem: exit 5, as every

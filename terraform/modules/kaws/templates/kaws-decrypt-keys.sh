@@ -113,6 +113,9 @@ decrypt_key() { # name
   fi
 }
 
+# kaws-refresh-keys sources this file for its settings and functions.
+[ "${BASH_SOURCE[0]}" = "$0" ] || return 0
+
 # Certificates are public; keys are for root only.
 mkdir -p "$cert_dir" "$key_dir"
 chmod 0755 "$cert_dir"
