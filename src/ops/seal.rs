@@ -231,7 +231,7 @@ pub fn seal_check(
             Some(file.seal),
         ),
         Ok(Some(file)) => {
-            let state = open(cluster, &settings, &file, seen.as_ref(), aws, &mut concerns);
+            let state = open(&dir, &settings, &file, seen.as_ref(), aws, &mut concerns);
             (state, Some(file.seal))
         }
     };
@@ -275,13 +275,14 @@ pub fn seal_check(
 
 /// Check the authenticator with KMS.
 fn open(
-    cluster: &ClusterName,
+    dir: &crate::layout::ClusterDir,
     settings: &ClusterSettings,
     file: &SealFile,
     seen: Option<&Seen>,
     aws: &AwsOptions,
     concerns: &mut Vec<String>,
 ) -> SealState {
+    let cluster = dir.name();
     let body = &file.seal;
     if body.cluster != cluster.as_str() {
         return SealState::Invalid(format!("it is the seal of cluster {:?}", body.cluster));
@@ -344,15 +345,44 @@ fn open(
             ));
             SealState::Valid
         }
-        Ok(n) => SealState::Invalid(format!(
-            "its authenticator is encrypted under KMS key {key}, but the settings name {n}: a key that is not the cluster's"
-        )),
+        // Neither: the seal stands only if its key is the one that seals
+        // the cluster CA's key (the settings were changed, not the seal).
+        Ok(n) => {
+            if ca_sealed_under(dir, &key, &aws) {
+                concerns.push(format!(
+                    "the settings name KMS key {} ({n}), but the cluster's keys and its seal are under {key}",
+                    settings.kms_key_id
+                ));
+                return SealState::Valid;
+            }
+            SealState::Invalid(format!(
+                "its authenticator is encrypted under KMS key {key}, but the settings name {n}: a key that is not the cluster's"
+            ))
+        }
         Err(e) => SealState::Unverified(format!(
             "the settings' KMS key {} could not be used: {}",
             settings.kms_key_id,
             e.message()
         )),
     }
+}
+
+/// Whether KMS says `ca-key.pem.encrypted` is sealed under `key`: asked
+/// with a ReEncrypt to that same key, so the CA's key never leaves KMS.
+fn ca_sealed_under(dir: &crate::layout::ClusterDir, key: &str, aws: &AwsOptions) -> bool {
+    use crate::kms::Sealer;
+    let path = dir.file(&layout::encrypted_key_name(crate::pki::CA.stem));
+    let Ok(blob) = fsutil::read_ciphertext(&path) else {
+        return false;
+    };
+    let ctx = EncryptionContext::new(dir.name(), layout::key_name(crate::pki::CA.stem));
+    super::block_on(async {
+        let kms = super::kms(aws).await;
+        kms.reseal_keyed(key, &ctx, &blob).await
+    })
+    .ok()
+    .and_then(|r| r.ok())
+    .is_some_and(|(_, source)| source == key)
 }
 
 /// How to write a seal.
