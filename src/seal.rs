@@ -390,7 +390,13 @@ impl Difference {
             Change::Added => "added",
             Change::Removed => "removed",
             Change::Changed => "changed",
-            Change::NotAFile => "not a regular file",
+            Change::NotAFile => {
+                let kind = self.details.first().map_or("not a regular file", |k| k);
+                return format!(
+                    "{}: {kind} where a file belongs: not a regular file, which kaws never seals or reads; remove it",
+                    crate::text::escape(&self.path)
+                );
+            }
         };
         format!("{}: {what}", crate::text::escape(&self.path))
     }
@@ -447,9 +453,7 @@ pub fn compare(
                 out.differences.push(Difference {
                     path: path.clone(),
                     change: Change::NotAFile,
-                    details: vec![format!(
-                        "{kind} where a file belongs; kaws seals regular files only: remove it"
-                    )],
+                    details: vec![kind.to_string()],
                 });
                 continue;
             }
@@ -634,7 +638,7 @@ mod tests {
                 "clusters/prod/alice.csr: changed",
                 "clusters/prod/ca.pem: changed",
                 "clusters/prod/extra.tf: added",
-                "clusters/prod/l.csr: not a regular file",
+                "clusters/prod/l.csr: a symbolic link where a file belongs: not a regular file, which kaws never seals or reads; remove it",
             ]
         );
     }

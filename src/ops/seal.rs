@@ -138,6 +138,9 @@ impl SealCheck {
             out.push(what.into());
             for d in &r.comparison.differences {
                 out.push(format!("  {}", d.line()));
+                if d.change == seal::Change::NotAFile {
+                    continue;
+                }
                 for detail in &d.details {
                     out.push(format!("      {}", crate::text::escape(detail)));
                 }
@@ -149,7 +152,7 @@ impl SealCheck {
     /// The error of a command that would run over unapproved changes.
     pub fn refusal(&self, command: &str) -> Error {
         let c = &self.report.cluster;
-        let n = self.report.comparison.differences.len();
+        let n = self.report.comparison.differences.len() - self.unsealable();
         let what = match &self.report.state {
             SealState::Valid if self.report.concerns.is_empty() => {
                 format!("{n} change(s) since the seal of cluster {c} were not approved")
@@ -164,7 +167,7 @@ impl SealCheck {
         };
         if self.unsealable() > 0 {
             return Error::input(format!(
-                "{what}, and {} entr(ies) are not regular files; `kaws {command}` did not run",
+                "{what}, and {} entr(ies) are not regular files, which nobody can approve; `kaws {command}` did not run",
                 self.unsealable()
             ))
             .with_hint("nothing was run; remove the links, FIFOs or devices listed above (kaws never seals or reads through them), then run the command again");
