@@ -66,6 +66,8 @@ pub struct SealCheck {
     pub report: SealReport,
     walk: Walk,
     body: Option<Body>,
+    /// Why KMS could not be asked, with its hint: a command stops with it.
+    aws_error: Option<(String, Option<String>)>,
 }
 
 impl SealCheck {
@@ -152,6 +154,14 @@ impl SealCheck {
     /// The error of a command that would run over unapproved changes.
     pub fn refusal(&self, command: &str) -> Error {
         let c = &self.report.cluster;
+        if let Some((message, hint)) = &self.aws_error {
+            // KMS is out of reach or refuses the key: the command would fail
+            // on it too; say so as every AWS failure is said (exit 5).
+            return Error::aws(message.clone()).with_hint(format!(
+                "{}; the seal of cluster {c} could not be verified, so `kaws {command}` did not run (to run it without, review the repository and pass --accept-changes)",
+                hint.as_deref().unwrap_or("check your credentials, the region and the network")
+            ));
+        }
         let n = self.report.comparison.differences.len() - self.unsealable();
         let what = match &self.report.state {
             SealState::Valid if self.report.concerns.is_empty() => {
@@ -218,6 +228,7 @@ pub fn seal_check(
     let record_path = repo.seal_record(cluster);
     let seen = record_path.as_deref().and_then(Seen::load);
     let mut concerns = Vec::new();
+    let mut aws_error = None;
     let (state, body) = match SealFile::load(&dir.file(seal::SEAL_FILE)) {
         Ok(None) => {
             if let Some(s) = &seen {
@@ -234,7 +245,15 @@ pub fn seal_check(
             Some(file.seal),
         ),
         Ok(Some(file)) => {
-            let state = open(&dir, &settings, &file, seen.as_ref(), aws, &mut concerns);
+            let state = open(
+                &dir,
+                &settings,
+                &file,
+                seen.as_ref(),
+                aws,
+                &mut concerns,
+                &mut aws_error,
+            );
             (state, Some(file.seal))
         }
     };
@@ -273,7 +292,12 @@ pub fn seal_check(
         comparison,
         concerns,
     };
-    Ok(SealCheck { report, walk, body })
+    Ok(SealCheck {
+        report,
+        walk,
+        body,
+        aws_error,
+    })
 }
 
 /// Check the authenticator with KMS.
@@ -284,7 +308,12 @@ fn open(
     seen: Option<&Seen>,
     aws: &AwsOptions,
     concerns: &mut Vec<String>,
+    aws_error: &mut Option<(String, Option<String>)>,
 ) -> SealState {
+    let mut unverified = |e: &Error, why: String| {
+        *aws_error = Some((e.message().to_string(), e.hint().map(str::to_string)));
+        SealState::Unverified(why)
+    };
     let cluster = dir.name();
     let body = &file.seal;
     if body.cluster != cluster.as_str() {
@@ -304,7 +333,7 @@ fn open(
     });
     let (opened, named) = match result {
         Ok(r) => r,
-        Err(e) => return SealState::Unverified(e.message().to_string()),
+        Err(e) => return unverified(&e, e.message().to_string()),
     };
     let opened = match opened {
         Ok(o) => o,
@@ -314,7 +343,7 @@ fn open(
                 e.message()
             ))
         }
-        Err(e) => return SealState::Unverified(e.message().to_string()),
+        Err(e) => return unverified(&e, e.message().to_string()),
     };
     if opened.secret.expose() != body.authenticated_text().as_slice() {
         return SealState::Invalid(format!(
@@ -362,11 +391,14 @@ fn open(
                 "its authenticator is encrypted under KMS key {key}, but the settings name {n}: a key that is not the cluster's"
             ))
         }
-        Err(e) => SealState::Unverified(format!(
-            "the settings' KMS key {} could not be used: {}",
-            settings.kms_key_id,
-            e.message()
-        )),
+        Err(e) => {
+            let why = format!(
+                "the settings' KMS key {} could not be used: {}",
+                settings.kms_key_id,
+                e.message()
+            );
+            unverified(&e, why)
+        }
     }
 }
 
