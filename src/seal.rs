@@ -402,11 +402,15 @@ impl Difference {
     }
 }
 
-/// A new administrator's request, which needs no approval: signing it asks
-/// anyway.
+/// An administrator's own files that changed as kaws expects, with no
+/// approval: a new request (signing it asks anyway), or an administrator's
+/// key moved to another KMS key of theirs (only they decrypt it, and kaws
+/// checks it against their certificate each time).
 #[derive(Clone, Debug, Serialize)]
 pub struct Request {
     pub admin: String,
+    /// `new-request` or `own-key`.
+    pub kind: &'static str,
     pub files: Vec<String>,
 }
 
@@ -430,19 +434,30 @@ pub fn compare(
 ) -> Comparison {
     let prefix = cluster_prefix(cluster);
     let mut out = Comparison::default();
-    let mut requests: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    let request_of = |path: &str| -> Option<String> {
+    let mut requests: BTreeMap<(String, &'static str), Vec<String>> = BTreeMap::new();
+    let request_of = |path: &str| -> Option<(String, &'static str)> {
         let name = path.strip_prefix(&prefix)?;
         if name.contains('/') {
             return None;
         }
-        let stem = name
-            .strip_suffix(".csr")
-            .or_else(|| name.strip_suffix("-key.pem.encrypted"))
-            .or_else(|| name.strip_suffix(".kms.json"))?;
+        let (stem, is_csr) = match name.strip_suffix(".csr") {
+            Some(s) => (s, true),
+            None => (
+                name.strip_suffix("-key.pem.encrypted")
+                    .or_else(|| name.strip_suffix(".kms.json"))?,
+                false,
+            ),
+        };
         let admin = AdminName::parse(stem).ok()?;
         let cert = format!("{prefix}{}", layout::cert_name(admin.as_str()));
-        (!now.entries.contains_key(&cert) && !sealed.contains_key(&cert)).then(|| admin.to_string())
+        match (now.entries.get(&cert), sealed.get(&cert)) {
+            (None, None) => Some((admin.to_string(), "new-request")),
+            // The key moved by its owner; the certificate as sealed.
+            (Some(Found::File(d)), Some(s)) if d == s && !is_csr && sealed.contains_key(path) => {
+                Some((admin.to_string(), "own-key"))
+            }
+            _ => None,
+        }
     };
     let mut paths: Vec<&String> = sealed.keys().chain(now.entries.keys()).collect();
     paths.sort();
@@ -481,7 +496,7 @@ pub fn compare(
     }
     out.requests = requests
         .into_iter()
-        .map(|(admin, files)| Request { admin, files })
+        .map(|((admin, kind), files)| Request { admin, kind, files })
         .collect();
     out
 }
@@ -613,12 +628,17 @@ mod tests {
             ("clusters/prod/ca.pem".to_string(), "1".to_string()),
             ("clusters/prod/alice.csr".to_string(), "2".to_string()),
             ("clusters/prod/alice.pem".to_string(), "3".to_string()),
+            (
+                "clusters/prod/alice-key.pem.encrypted".to_string(),
+                "a".to_string(),
+            ),
         ]);
         let mut now = Walk::default();
         for (p, d) in [
             ("clusters/prod/ca.pem", "9"),
             ("clusters/prod/alice.csr", "8"),
             ("clusters/prod/alice.pem", "3"),
+            ("clusters/prod/alice-key.pem.encrypted", "b"),
             ("clusters/prod/bob.csr", "4"),
             ("clusters/prod/bob-key.pem.encrypted", "5"),
             ("clusters/prod/bob.kms.json", "6"),
@@ -629,8 +649,11 @@ mod tests {
         now.entries
             .insert("clusters/prod/l.csr".into(), Found::Odd("a symbolic link"));
         let cmp = compare(&c, &sealed, &BTreeMap::new(), &now, &BTreeMap::new());
-        assert_eq!(cmp.requests.len(), 1);
-        assert_eq!(cmp.requests[0].admin, "bob");
+        assert_eq!(cmp.requests.len(), 2);
+        assert_eq!(cmp.requests[0].admin, "alice");
+        assert_eq!(cmp.requests[0].kind, "own-key");
+        assert_eq!(cmp.requests[1].admin, "bob");
+        assert_eq!(cmp.requests[1].kind, "new-request");
         let lines: Vec<String> = cmp.differences.iter().map(|d| d.line()).collect();
         assert_eq!(
             lines,

@@ -749,7 +749,7 @@ fn seal_finding(
         }
         for q in &r.comparison.requests {
             f.problems
-                .push(format!("new administrator request: {}", q.admin));
+                .push(format!("{}: {} (expected)", q.admin, q.kind));
         }
     }
     findings.push(f);

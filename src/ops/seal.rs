@@ -118,12 +118,27 @@ impl SealCheck {
         for concern in &r.concerns {
             out.push(format!("  ! {}", crate::text::escape(concern)));
         }
-        if !r.comparison.requests.is_empty() {
-            out.push(
-                "New administrator requests (expected: `kaws admin sign` shows each one before signing):"
-                    .into(),
-            );
-            for q in &r.comparison.requests {
+        for (kind, header) in [
+            (
+                "new-request",
+                "New administrator requests (expected: `kaws admin sign` shows each one before signing):",
+            ),
+            (
+                "own-key",
+                "Administrators' own keys, moved by their owners to another KMS key (expected: only they decrypt them, and kaws checks each against its certificate):",
+            ),
+        ] {
+            let of_kind: Vec<&seal::Request> = r
+                .comparison
+                .requests
+                .iter()
+                .filter(|q| q.kind == kind)
+                .collect();
+            if of_kind.is_empty() {
+                continue;
+            }
+            out.push(header.into());
+            for q in of_kind {
                 let files: Vec<String> = q
                     .files
                     .iter()
