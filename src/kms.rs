@@ -916,6 +916,34 @@ impl Sealer for AwsKms {
     }
 }
 
+impl AwsKms {
+    /// Encrypt bytes that are no secret (the seal's digest) and say which
+    /// key KMS used, as its ARN.
+    pub async fn encrypt_keyed(
+        &self,
+        key_id: &str,
+        ctx: &EncryptionContext,
+        plaintext: &[u8],
+    ) -> Result<(Vec<u8>, String)> {
+        let out = match self
+            .client
+            .encrypt()
+            .key_id(key_id)
+            .plaintext(Blob::new(plaintext.to_vec()))
+            .set_encryption_context(Some(ctx.to_map()))
+            .send()
+            .await
+        {
+            Ok(out) => out,
+            Err(e) => return Err(self.explain_async("encrypt", Some(key_id), ctx, e).await),
+        };
+        let arn = out.key_id.unwrap_or_else(|| key_id.to_string());
+        out.ciphertext_blob
+            .map(|b| (b.into_inner(), arn))
+            .ok_or_else(|| Error::aws(format!("KMS returned no ciphertext for {}", ctx.file())))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -191,6 +191,14 @@ impl Repo {
         }
     }
 
+    /// What this machine remembers of the newest seal it has seen of a
+    /// cluster (see [`crate::seal::Seen`]): in the git directory, where no
+    /// commit reaches, as the lock is. `None` outside a git working tree.
+    pub fn seal_record(&self, cluster: &ClusterName) -> Option<PathBuf> {
+        self.git_dir()
+            .map(|git| git.join(format!("kaws-{cluster}.seal.json")))
+    }
+
     /// The git directory of the working tree at the root: `.git` itself,
     /// or the directory a `.git` file (a linked worktree, a submodule)
     /// names. Never a symbolic link.

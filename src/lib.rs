@@ -18,6 +18,7 @@ pub mod lock;
 pub mod ops;
 pub mod pki;
 pub mod policy;
+pub mod seal;
 pub mod secret;
 pub mod settings;
 pub mod signer;

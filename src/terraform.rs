@@ -308,6 +308,7 @@ fn expected_in_cluster(name: &str) -> bool {
     if [
         layout::SETTINGS_FILE,
         "main.tf",
+        crate::seal::SEAL_FILE,
         "terraform.tfstate",
         "terraform.tfstate.backup",
         ".terraform.lock.hcl",

@@ -1292,6 +1292,7 @@ fn topology_change_keeps_what_servers_boot_with(w: &World) {
             "cluster",
             "plan",
             CLUSTER,
+            "--accept-changes",
             "--",
             "-no-color",
             "-out=topology.plan",

@@ -206,7 +206,7 @@ fn c1_renew_does_not_certify_a_swapped_certificate_key() {
     let before = w.snapshot();
     let out = w
         .kaws()
-        .args(["cluster", "renew", "prod"])
+        .args(["cluster", "renew", "prod", "--accept-changes"])
         .output()
         .unwrap();
     assert_eq!(code(&out), Some(3), "{}", both(&out));
@@ -345,7 +345,7 @@ fn c2_a_kept_key_sealed_under_another_kms_key_is_refused() {
     let before = w.snapshot();
     let out = w
         .kaws()
-        .args(["cluster", "renew", "prod"])
+        .args(["cluster", "renew", "prod", "--accept-changes"])
         .output()
         .unwrap();
     assert_eq!(code(&out), Some(3), "{}", both(&out));
@@ -359,7 +359,14 @@ fn c2_a_kept_key_sealed_under_another_kms_key_is_refused() {
     let next = w.kms_key();
     let out = w
         .kaws()
-        .args(["cluster", "reencrypt", "prod", "--new-key", &next])
+        .args([
+            "cluster",
+            "reencrypt",
+            "prod",
+            "--new-key",
+            &next,
+            "--accept-changes",
+        ])
         .output()
         .unwrap();
     assert_eq!(code(&out), Some(3), "{}", both(&out));
@@ -402,7 +409,7 @@ fn c4_a_second_ca_appended_to_ca_pem_is_refused_everywhere() {
 
     let out = w
         .kaws()
-        .args(["admin", "sign", "prod", "bob", "-y"])
+        .args(["admin", "sign", "prod", "bob", "-y", "--accept-changes"])
         .output()
         .unwrap();
     assert_eq!(code(&out), Some(3), "{}", both(&out));
@@ -422,7 +429,7 @@ fn c4_a_second_ca_appended_to_ca_pem_is_refused_everywhere() {
     let out = w
         .kaws()
         .env("KAWS_TERRAFORM", &terraform)
-        .args(["cluster", "plan", "prod"])
+        .args(["cluster", "plan", "prod", "--accept-changes"])
         .output()
         .unwrap();
     assert_eq!(code(&out), Some(3), "{}", both(&out));
@@ -634,7 +641,15 @@ fn s3_group_floods_are_refused_and_privileged_groups_stand_apart() {
     );
     let out = w
         .kaws()
-        .args(["admin", "sign", "prod", "alice", "--renew", "-y"])
+        .args([
+            "admin",
+            "sign",
+            "prod",
+            "alice",
+            "--renew",
+            "-y",
+            "--accept-changes",
+        ])
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", both(&out));
@@ -670,7 +685,15 @@ fn s2_renew_over_a_forged_current_certificate_is_refused() {
 
     let out = w
         .kaws()
-        .args(["admin", "sign", "prod", "alice", "--renew", "-y"])
+        .args([
+            "admin",
+            "sign",
+            "prod",
+            "alice",
+            "--renew",
+            "-y",
+            "--accept-changes",
+        ])
         .output()
         .unwrap();
     assert_eq!(code(&out), Some(3), "{}", both(&out));
@@ -729,7 +752,11 @@ fn m1_links_to_devices_and_oversized_files_are_refused_quickly() {
     assert_eq!(code(&out), Some(3), "{}", both(&out));
     std::fs::remove_file(&ca_key).unwrap();
     std::fs::write(&ca_key, vec![0u8; 1 << 20]).unwrap();
-    let out = run_within(kaws(&w, &["cluster", "renew", "prod"]), 10, false);
+    let out = run_within(
+        kaws(&w, &["cluster", "renew", "prod", "--accept-changes"]),
+        10,
+        false,
+    );
     assert_eq!(code(&out), Some(3), "{}", both(&out));
     assert!(stderr(&out).contains("too large"), "{}", stderr(&out));
     std::fs::write(&ca_key, &saved).unwrap();
@@ -963,12 +990,29 @@ fn c3_m4_plan_runs_no_code_kaws_did_not_write() {
         "[profile kaws]\ncredential_process = sh -c \"touch {}; echo '{{\\\"Version\\\":1,\\\"AccessKeyId\\\":\\\"t\\\",\\\"SecretAccessKey\\\":\\\"t\\\"}}'\"\n",
         pwned.display()
     );
+    // Each change is accepted past the seal (--accept-changes): what is
+    // tested here is the check that holds even then.
     let refused = |what: &str, expect: &str| {
-        let out = plan(&[]);
+        let out = plan(&["--accept-changes"]);
         assert_eq!(code(&out), Some(3), "{what}: {}", both(&out));
         assert!(stderr(&out).contains(expect), "{what}: {}", stderr(&out));
         assert!(stderr(&out).contains("nothing was run"), "{}", stderr(&out));
         assert!(!pwned.exists(), "{what}: committed code ran");
+    };
+    // A module change even sealed (approved with `kaws cluster seal`) still
+    // needs --accept-changes at every run: the seal is put back after.
+    let seal_file = dir.join("seal.json");
+    let refused_sealed = |what: &str, expect: &[&str]| {
+        let sealed = std::fs::read(&seal_file).unwrap();
+        run_ok(w.kaws().args(["cluster", "seal", c, "--yes"]));
+        let out = plan(&[]);
+        assert_eq!(code(&out), Some(3), "{what}: {}", both(&out));
+        for e in expect {
+            assert!(stderr(&out).contains(e), "{what}: {}", stderr(&out));
+        }
+        assert!(stderr(&out).contains("nothing was run"), "{}", stderr(&out));
+        assert!(!pwned.exists(), "{what}: committed code ran");
+        std::fs::write(&seal_file, sealed).unwrap();
     };
 
     // (b) An override file and an AWS config beside main.tf.
@@ -1035,10 +1079,12 @@ fn c3_m4_plan_runs_no_code_kaws_did_not_write() {
     )
     .unwrap();
     std::fs::write(module.join("templates/telemetry.ini"), &creds).unwrap();
-    refused("module", "versions.tf: changed");
-    refused(
+    refused_sealed(
         "module",
-        "templates/telemetry.ini: not part of kaws' module",
+        &[
+            "versions.tf: changed",
+            "templates/telemetry.ini: not part of kaws' module",
+        ],
     );
     std::fs::write(module.join("versions.tf"), &versions).unwrap();
     std::fs::remove_file(module.join("templates/telemetry.ini")).unwrap();
@@ -1053,7 +1099,7 @@ fn c3_m4_plan_runs_no_code_kaws_did_not_write() {
         main_text.replace("../../terraform/modules/kaws", evil),
     )
     .unwrap();
-    refused("source", evil);
+    refused_sealed("source", &[evil]);
     std::fs::write(&marker, &cfg).unwrap();
     std::fs::write(&main, &main_text).unwrap();
     assert_eq!(before, w.snapshot(), "the repository is as it was");
@@ -1142,11 +1188,17 @@ fn c2_the_etcd_and_front_proxy_ca_keys_and_the_encryption_configuration_are_open
     let dir = w.cluster_dir("prod");
     let evil = w.kms_key();
     for (stem, args) in [
-        ("etcd-ca", &["cluster", "renew", "prod"][..]),
-        ("front-proxy-ca", &["cluster", "renew", "prod"][..]),
+        (
+            "etcd-ca",
+            &["cluster", "renew", "prod", "--accept-changes"][..],
+        ),
+        (
+            "front-proxy-ca",
+            &["cluster", "renew", "prod", "--accept-changes"][..],
+        ),
         (
             "secrets-encryption",
-            &["cluster", "renew", "prod", "--new-keys"][..],
+            &["cluster", "renew", "prod", "--new-keys", "--accept-changes"][..],
         ),
     ] {
         let file = format!("{stem}-key.pem.encrypted");
@@ -1223,7 +1275,7 @@ fn c1_a_swapped_etcd_certificate_or_ca_certificate_is_not_certified() {
         let before = w.snapshot();
         let out = w
             .kaws()
-            .args(["cluster", "renew", "prod"])
+            .args(["cluster", "renew", "prod", "--accept-changes"])
             .output()
             .unwrap();
         assert_eq!(code(&out), Some(3), "{file}: {}", both(&out));
@@ -1278,7 +1330,7 @@ fn c4_each_certificate_terraform_hands_out_chains_to_its_own_ca() {
     let out = w
         .kaws()
         .env("KAWS_TERRAFORM", &terraform)
-        .args(["cluster", "plan", "prod"])
+        .args(["cluster", "plan", "prod", "--accept-changes"])
         .output()
         .unwrap();
     assert_eq!(code(&out), Some(3), "{}", both(&out));
@@ -1298,7 +1350,7 @@ fn c4_each_certificate_terraform_hands_out_chains_to_its_own_ca() {
     let out = w
         .kaws()
         .env("KAWS_TERRAFORM", &terraform)
-        .args(["cluster", "plan", "prod"])
+        .args(["cluster", "plan", "prod", "--accept-changes"])
         .output()
         .unwrap();
     assert_eq!(code(&out), Some(3), "{}", both(&out));
@@ -1338,7 +1390,7 @@ fn c2_what_an_older_cluster_lacks_is_sealed_under_the_key_that_seals_the_cas() {
     let out = w
         .kaws()
         .env("KAWS_TERRAFORM", &terraform)
-        .args(["cluster", "plan", "prod"])
+        .args(["cluster", "plan", "prod", "--accept-changes"])
         .output()
         .unwrap();
     assert_eq!(code(&out), Some(3), "{}", both(&out));
@@ -1348,7 +1400,10 @@ fn c2_what_an_older_cluster_lacks_is_sealed_under_the_key_that_seals_the_cas() {
         stderr(&out)
     );
     assert!(!ran.exists());
-    run_ok(w.kaws().args(["cluster", "renew", "prod"]));
+    run_ok(
+        w.kaws()
+            .args(["cluster", "renew", "prod", "--accept-changes"]),
+    );
     for stem in [
         "etcd-ca",
         "front-proxy-ca",

@@ -315,6 +315,28 @@ fn default_init_keeps_no_ca_key_and_every_certificate_verifies() {
         .iter()
         .any(|f| f.ends_with("ca-key.pem.encrypted")));
 
+    // Sealing an accepted change asks KMS which key seals the cluster's
+    // keys; with no CA key file, the service-account key answers.
+    let tfvars = dir.join("terraform.tfvars.json");
+    let settings = std::fs::read_to_string(&tfvars).unwrap();
+    std::fs::write(
+        &tfvars,
+        settings.replace("\"ami\": \"\"", "\"ami\": \"ami-0123456789abcdef0\""),
+    )
+    .unwrap();
+    let out = w
+        .kaws()
+        .args(["cluster", "seal", "kmsca", "--yes"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    let out = w
+        .kaws()
+        .args(["cluster", "renew", "kmsca"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+
     // A CA certificate replaced by one of another key is caught.
     let other = std::fs::read(dir.join("etcd-ca.pem")).unwrap();
     std::fs::write(dir.join("ca.pem"), other).unwrap();
@@ -436,7 +458,16 @@ fn admin_sign_calls_kms_sign_and_decrypts_nothing() {
     let out = admin_sign(&w, "counted", "carol", &fp, Some(&p.url));
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(p.count("Sign"), 1, "{:?}", p.targets.lock().unwrap());
-    assert_eq!(p.count("Decrypt"), 0, "{:?}", p.targets.lock().unwrap());
+    // The only Decrypt opens the seal (#18); no CA key is decrypted.
+    let decrypted: Vec<String> = p
+        .contexts
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|(op, _)| op == "Decrypt")
+        .map(|(_, file)| file.clone())
+        .collect();
+    assert_eq!(decrypted, ["kaws-seal"], "{:?}", p.targets.lock().unwrap());
     eprintln!("admin sign (kms): {:?}", p.targets.lock().unwrap());
     verify(&w.cluster_dir("counted"), "ca", "carol");
 
@@ -448,7 +479,16 @@ fn admin_sign_calls_kms_sign_and_decrypts_nothing() {
     let out = admin_sign(&w, "countsealed", "dave", &fp, Some(&p.url));
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(p.count("Sign"), 0);
-    assert_eq!(p.count("Decrypt"), 1);
+    let mut decrypted: Vec<String> = p
+        .contexts
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|(op, _)| op == "Decrypt")
+        .map(|(_, file)| file.clone())
+        .collect();
+    decrypted.sort();
+    assert_eq!(decrypted, ["ca-key.pem", "kaws-seal"]);
     eprintln!("admin sign (sealed): {:?}", p.targets.lock().unwrap());
 }
 

@@ -419,8 +419,9 @@ fn a_cluster_from_before_the_etcd_ca_is_told_to_renew_and_renew_upgrades_it() {
         std::fs::remove_file(d.join(format!("{stem}.pem"))).unwrap();
         std::fs::remove_file(d.join(format!("{stem}-key.pem.encrypted"))).unwrap();
     }
-    // Nor secrets at rest.
+    // Nor secrets at rest, nor a seal.
     std::fs::remove_file(d.join("secrets-encryption-key.pem.encrypted")).unwrap();
+    std::fs::remove_file(d.join("seal.json")).unwrap();
     let main_tf = std::fs::read_to_string(d.join("main.tf")).unwrap();
     std::fs::write(
         d.join("main.tf"),
@@ -452,7 +453,11 @@ fn a_cluster_from_before_the_etcd_ca_is_told_to_renew_and_renew_upgrades_it() {
         );
     }
     for action in ["plan", "apply"] {
-        let out = w.kaws().args(["cluster", action, "old"]).output().unwrap();
+        let out = w
+            .kaws()
+            .args(["cluster", action, "old", "--accept-changes"])
+            .output()
+            .unwrap();
         let e = stderr(&out);
         assert_eq!(out.status.code(), Some(3), "{action}: {e}");
         assert!(
@@ -465,7 +470,11 @@ fn a_cluster_from_before_the_etcd_ca_is_told_to_renew_and_renew_upgrades_it() {
     assert_eq!(before, w.snapshot(), "nothing changed");
 
     let etcd_key_before = decrypt(&w, "old", "etcd");
-    let out = w.kaws().args(["cluster", "renew", "old"]).output().unwrap();
+    let out = w
+        .kaws()
+        .args(["cluster", "renew", "old", "--accept-changes"])
+        .output()
+        .unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
     for f in [
         "etcd-ca.pem",

@@ -1325,7 +1325,7 @@ fn an_entry_point_without_topology_is_refused_with_the_lines_to_add() {
     let out = w
         .kaws()
         .env("PATH", "/nonexistent")
-        .args(["cluster", "plan", "old"])
+        .args(["cluster", "plan", "old", "--accept-changes"])
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));

@@ -78,6 +78,8 @@ pub struct CheckReport {
     /// a problem of its own.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub kms_error: Option<KmsError>,
+    /// The seal's state and what differs from it (also a finding).
+    pub seal: Option<super::seal::SealReport>,
     pub findings: Vec<Finding>,
     /// The health of the cluster's KMS key and of each administrator's
     /// (empty with --offline).
@@ -769,14 +771,69 @@ pub fn cluster_check(
             }
         }
     }
+    let seal = seal_finding(repo, cluster, offline, aws, &mut findings);
     Ok(CheckReport {
         cluster: cluster.to_string(),
         offline,
         kms_error,
+        seal,
         findings,
         kms_keys,
         not_checked,
     })
+}
+
+/// The seal, as a finding: a seal that is not valid (edited, under another
+/// KMS key) fails the check; no seal, changes nobody approved yet, or a
+/// seal that could not be verified are warnings.
+fn seal_finding(
+    repo: &Repo,
+    cluster: &ClusterName,
+    offline: bool,
+    aws: &AwsOptions,
+    findings: &mut Vec<Finding>,
+) -> Option<super::seal::SealReport> {
+    use super::seal::SealState;
+    let mut f = finding(crate::seal::SEAL_FILE, "seal");
+    let check = match super::seal::seal_check(repo, cluster, offline, aws) {
+        Ok(c) => c,
+        Err(e) => {
+            f.fail(State::Invalid, e.message().to_string());
+            findings.push(f);
+            return None;
+        }
+    };
+    let r = &check.report;
+    match &r.state {
+        SealState::Valid => {}
+        SealState::Missing => f.fail(
+            State::Warning,
+            format!("no seal: the next privileged command lists every file and asks you to approve them, or run `kaws cluster seal {cluster}`"),
+        ),
+        SealState::Invalid(why) => f.fail(State::Invalid, format!("not valid: {why}")),
+        SealState::Unverified(why) => f.problems.push(format!("not verified: {why}")),
+    }
+    for c in &r.concerns {
+        f.fail(State::Invalid, c.clone());
+    }
+    if !matches!(r.state, SealState::Missing | SealState::Invalid(_)) {
+        let n = r.comparison.differences.len();
+        if n > 0 {
+            f.fail(
+                State::Warning,
+                format!("{n} change(s) since the seal, not approved yet: the next privileged command shows them and asks"),
+            );
+            for d in &r.comparison.differences {
+                f.problems.push(d.line());
+            }
+        }
+        for q in &r.comparison.requests {
+            f.problems
+                .push(format!("{}: {} (expected)", q.admin, q.kind));
+        }
+    }
+    findings.push(f);
+    Some(check.report)
 }
 
 /// Administrators, checked in parallel: a cluster may have thousands.

@@ -6,6 +6,7 @@ mod check;
 mod cluster;
 mod credential;
 mod repo;
+mod seal;
 mod terraform;
 
 pub use admin::{
@@ -22,6 +23,9 @@ pub use cluster::{
 };
 pub use credential::{admin_credential, AdminCredential};
 pub use repo::{init, RepoInit};
+pub use seal::{
+    seal_check, seal_write, SealCheck, SealReport, SealState, SealWrite, SealWritten, SealedBy,
+};
 pub use terraform::{
     cluster_entry_point, cluster_terraform, cluster_topology_change, ensure_init, ClusterTerraform,
     TopologyChange,

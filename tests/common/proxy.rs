@@ -29,6 +29,9 @@ pub struct Proxy {
     /// The KMS operation of every request (the `X-Amz-Target` suffix, such
     /// as `Sign`), in order; only [`start_targeted`] records them.
     pub targets: Arc<std::sync::Mutex<Vec<String>>>,
+    /// The KMS operation and the `kaws:file` of its encryption context, for
+    /// every request that has one (only [`start_targeted`] records them).
+    pub contexts: Arc<std::sync::Mutex<Vec<(String, String)>>>,
 }
 
 impl Proxy {
@@ -41,6 +44,13 @@ impl Proxy {
             .filter(|t| t.as_str() == target)
             .count()
     }
+}
+
+/// The `kaws:file` of a KMS request's encryption context, if it has one.
+fn kaws_file(req: &[u8]) -> Option<String> {
+    let at = req.windows(4).position(|w| w == b"\r\n\r\n")?;
+    let body: serde_json::Value = serde_json::from_slice(&req[at + 4..]).ok()?;
+    Some(body["EncryptionContext"]["kaws:file"].as_str()?.to_string())
 }
 
 /// The KMS operation a request names (`X-Amz-Target: TrentService.Sign`).
@@ -66,11 +76,18 @@ pub fn start_targeted(upstream: &str, target: &str, fault: Fault, count: usize) 
     let requests = Arc::new(AtomicUsize::new(0));
     let faults_injected = Arc::new(AtomicUsize::new(0));
     let targets = Arc::new(std::sync::Mutex::new(Vec::new()));
-    let (r, f, t) = (requests.clone(), faults_injected.clone(), targets.clone());
+    let contexts = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let (r, f, t, c) = (
+        requests.clone(),
+        faults_injected.clone(),
+        targets.clone(),
+        contexts.clone(),
+    );
     let upstream = upstream.to_string();
     let target = target.to_string();
     std::thread::spawn(move || {
         for conn in listener.incoming().flatten() {
+            let c = c.clone();
             let (r, f, t, upstream, target) = (
                 r.clone(),
                 f.clone(),
@@ -85,6 +102,9 @@ pub fn start_targeted(upstream: &str, target: &str, fault: Fault, count: usize) 
                     r.fetch_add(1, Ordering::SeqCst);
                     let op = kms_target(&req);
                     t.lock().unwrap().push(op.clone());
+                    if let Some(file) = kaws_file(&req) {
+                        c.lock().unwrap().push((op.clone(), file));
+                    }
                     let faulty = op == target && f.load(Ordering::SeqCst) < count && {
                         f.fetch_add(1, Ordering::SeqCst);
                         true
@@ -121,6 +141,7 @@ pub fn start_targeted(upstream: &str, target: &str, fault: Fault, count: usize) 
         requests,
         faults_injected,
         targets,
+        contexts,
     }
 }
 
@@ -243,6 +264,7 @@ pub fn start(upstream: &str, fault: Fault, count: usize) -> Proxy {
         requests,
         faults_injected,
         targets: Default::default(),
+        contexts: Default::default(),
     }
 }
 
@@ -304,5 +326,6 @@ pub fn start_refusing(upstream: &str, target: &str, code: &str, message: &str) -
         requests,
         faults_injected,
         targets: Default::default(),
+        contexts: Default::default(),
     }
 }

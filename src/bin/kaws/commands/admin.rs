@@ -71,6 +71,9 @@ pub struct SignArgs {
     /// Do not ask for confirmation
     #[arg(long, short = 'y')]
     pub yes: bool,
+    /// Sign even over changes since the cluster's seal, which are shown first (on a terminal kaws asks instead); review them: they are sealed as approved once the certificate is written
+    #[arg(long)]
+    pub accept_changes: bool,
 }
 
 #[derive(Args, Debug)]
@@ -160,6 +163,15 @@ pub fn run(cmd: AdminCommand, global: &GlobalArgs) -> Result<ExitCode> {
         AdminCommand::Sign(a) => {
             let cluster = ClusterName::parse(&a.cluster)?;
             let name = AdminName::parse(&a.name)?;
+            let command = format!("admin sign {cluster} {name}");
+            let checked = crate::commands::seal::before(
+                &repo,
+                &cluster,
+                &command,
+                a.accept_changes,
+                true,
+                global,
+            )?;
             let interactive = !a.yes && std::io::stdin().is_terminal();
             let mut confirm = |p: &SignPrompt| -> bool {
                 use kaws::text::escape;
@@ -223,7 +235,7 @@ pub fn run(cmd: AdminCommand, global: &GlobalArgs) -> Result<ExitCode> {
             let path = ops::admin_sign(
                 &repo,
                 AdminSign {
-                    cluster,
+                    cluster: cluster.clone(),
                     name,
                     days: a.days,
                     fingerprint: a.fingerprint,
@@ -233,6 +245,15 @@ pub fn run(cmd: AdminCommand, global: &GlobalArgs) -> Result<ExitCode> {
                 },
             )?;
             crate::infoln!("Wrote {}", path.display());
+            crate::commands::seal::after(
+                &repo,
+                &cluster,
+                "admin sign",
+                Some(&checked),
+                vec![path.clone()],
+                true,
+                global,
+            );
             crate::infoln!(
                 "Commit it; the administrator then runs `kaws admin install {} {}`.",
                 a.cluster,

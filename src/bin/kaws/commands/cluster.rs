@@ -8,6 +8,7 @@ use kaws::terraform::Action;
 use kaws::Result;
 
 use crate::cli::{GlobalArgs, OutputFormat};
+use crate::commands::seal;
 
 #[derive(Subcommand, Debug)]
 pub enum ClusterCommand {
@@ -58,6 +59,20 @@ Exits with status 6 when anything is invalid, expired or exposed, or the cluster
 cannot be used. With --warn-days given, exits with status 8 when nothing fails but a \
 certificate ends within that many days: a scheduled job can alert on it.")]
     Check(CheckArgs),
+    /// Seal the cluster as it is now: record what a primary administrator approved, authenticated by KMS
+    #[command(long_about = "Seal the cluster as it is now.\n\n\
+The seal (clusters/<cluster>/seal.json) lists every file that shapes the cluster's trust or \
+what Terraform runs, each with its SHA-256: the whole cluster directory (but Terraform's \
+state and working data), everything under terraform/, and kaws.json; with who sealed, when, \
+and a generation number. Their digest is encrypted by the cluster's KMS key under an \
+encryption context of its own, so nobody who cannot encrypt with that key can forge it. \
+Every privileged command (admin sign, cluster renew, reencrypt, plan, apply, destroy, \
+refresh) opens the seal first and shows what changed since; it runs only over changes you \
+approve, and seals again when it succeeds.\n\n\
+This command shows what differs from the previous seal and asks before sealing (--yes on a \
+script). Use it to approve changes you reviewed (a module edit, a settings change, removed \
+files), or to seal a cluster made before kaws sealed. Commit seal.json with the rest.")]
+    Seal(SealArgs),
     /// Re-issue the cluster's certificates (all but the CAs') from their CAs
     #[command(
         long_about = "Re-issue every certificate of the cluster except the CAs' \
@@ -112,6 +127,18 @@ pub struct RenewArgs {
     /// Generate new key pairs too (the service-account key included), and a new first Secrets encryption key
     #[arg(long)]
     pub new_keys: bool,
+    /// Run even over changes since the cluster's seal, which are shown first (on a terminal kaws asks instead); review them: they are sealed as approved when the command succeeds
+    #[arg(long)]
+    pub accept_changes: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct SealArgs {
+    /// The cluster
+    pub cluster: String,
+    /// Do not ask for confirmation (also --accept-changes)
+    #[arg(long, short = 'y', visible_alias = "accept-changes")]
+    pub yes: bool,
 }
 
 #[derive(Args, Debug)]
@@ -139,7 +166,7 @@ pub struct CheckArgs {
 pub struct TerraformArgs {
     /// The cluster
     pub cluster: String,
-    /// Run Terraform even though terraform/modules/kaws (or kaws.json's module source) differs from the module this kaws ships; review the change first: Terraform runs it with your AWS credentials, even for plan
+    /// Run Terraform even over changes since the cluster's seal (shown first; on a terminal kaws asks instead), and even though terraform/modules/kaws (or kaws.json's module source) differs from the module this kaws ships; review them first: Terraform runs them with your AWS credentials, even for plan. apply, destroy and refresh seal what you accepted when Terraform succeeds
     #[arg(long)]
     pub accept_changes: bool,
     /// Arguments passed to Terraform unchanged (after --)
@@ -227,6 +254,9 @@ pub struct ReencryptArgs {
     /// The KMS key to move the cluster's keys to
     #[arg(long, value_name = "KEY")]
     pub new_key: String,
+    /// Run even over changes since the cluster's seal, which are shown first (on a terminal kaws asks instead); review them: they are sealed as approved when the command succeeds
+    #[arg(long)]
+    pub accept_changes: bool,
 }
 
 pub fn run(cmd: ClusterCommand, global: &GlobalArgs) -> Result<ExitCode> {
@@ -235,7 +265,20 @@ pub fn run(cmd: ClusterCommand, global: &GlobalArgs) -> Result<ExitCode> {
         ClusterCommand::Reencrypt(a) => {
             let cluster = ClusterName::parse(&a.cluster)?;
             let repo = super::current_repo()?;
+            let command = format!("cluster reencrypt {cluster}");
+            let checked = seal::before(&repo, &cluster, &command, a.accept_changes, true, global)?;
             let files = ops::cluster_reencrypt(&repo, &cluster, &a.new_key, &global.aws())?;
+            let mut written: Vec<std::path::PathBuf> = files.iter().map(Into::into).collect();
+            written.push(kaws::layout::SETTINGS_FILE.into());
+            seal::after(
+                &repo,
+                &cluster,
+                "cluster reencrypt",
+                Some(&checked),
+                written,
+                true,
+                global,
+            );
             crate::infoln!(
                 "Re-encrypted {} keys of cluster {cluster} under {}.",
                 files.len(),
@@ -245,6 +288,7 @@ pub fn run(cmd: ClusterCommand, global: &GlobalArgs) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         ClusterCommand::Check(a) => check(a, global),
+        ClusterCommand::Seal(a) => seal::seal_command(&a.cluster, a.yes, global),
         ClusterCommand::KeyPolicy(a) => {
             let cluster = ClusterName::parse(&a.cluster)?;
             let policy = match &a.ca {
@@ -274,6 +318,8 @@ pub fn run(cmd: ClusterCommand, global: &GlobalArgs) -> Result<ExitCode> {
         ClusterCommand::Renew(a) => {
             let cluster = ClusterName::parse(&a.cluster)?;
             let repo = super::current_repo()?;
+            let command = format!("cluster renew {cluster}");
+            let checked = seal::before(&repo, &cluster, &command, a.accept_changes, true, global)?;
             let files = ops::cluster_renew(
                 &repo,
                 ops::ClusterRenew {
@@ -283,6 +329,16 @@ pub fn run(cmd: ClusterCommand, global: &GlobalArgs) -> Result<ExitCode> {
                 },
             )?;
             crate::infoln!("Renewed cluster {cluster}: {}", files.join(", "));
+            let written = files.iter().map(Into::into).collect();
+            seal::after(
+                &repo,
+                &cluster,
+                "cluster renew",
+                Some(&checked),
+                written,
+                true,
+                global,
+            );
             crate::infoln!("Run `kaws cluster apply {cluster}` so the servers receive them.");
             Ok(ExitCode::SUCCESS)
         }
@@ -350,6 +406,9 @@ fn check(a: CheckArgs, global: &GlobalArgs) -> Result<ExitCode> {
                 for p in &f.problems {
                     out.push_str(&format!("    {}\n", kaws::text::escape(p)));
                 }
+            }
+            if let Some(s) = &report.seal {
+                out.push_str(&seal_summary(s));
             }
             if report.offline {
                 out.push_str("Keys were not decrypted (--offline).\n");
@@ -435,6 +494,21 @@ fn terraform(
     let cluster = ClusterName::parse(&a.cluster)?;
     let args = a.args;
     let repo = super::current_repo()?;
+    // The seal first: Terraform (even `init` and `output`, which the
+    // topology check runs) never starts over changes nobody approved.
+    let command = format!("cluster {} {cluster}", action.as_str());
+    let seals = matches!(action, Action::Apply | Action::Destroy | Action::Refresh);
+    let checked = match action {
+        Action::Output => None,
+        _ => Some(seal::before(
+            &repo,
+            &cluster,
+            &command,
+            a.accept_changes,
+            seals,
+            global,
+        )?),
+    };
     // Ctrl-C goes to Terraform too (same process group); kaws ignores it
     // and waits, so Terraform can release its lock and write its state.
     let interrupted = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -449,7 +523,7 @@ fn terraform(
     let code = ops::cluster_terraform(
         &repo,
         &ClusterTerraform {
-            cluster,
+            cluster: cluster.clone(),
             action,
             args,
             json,
@@ -457,6 +531,18 @@ fn terraform(
             aws: global.aws(),
         },
     )?;
+    if code == 0 && seals {
+        let what = format!("cluster {}", action.as_str());
+        seal::after(
+            &repo,
+            &cluster,
+            &what,
+            checked.as_ref(),
+            vec![],
+            false,
+            global,
+        );
+    }
     Ok(ExitCode::from(u8::try_from(code).unwrap_or(1)))
 }
 
@@ -486,6 +572,7 @@ fn init(a: InitArgs, global: &GlobalArgs) -> Result<ExitCode> {
         )
         .with_hint("leave out --nat, or use --topology private"));
     }
+    let name = a.cluster.clone();
     let settings = ClusterSettings {
         cluster: a.cluster,
         domain: a.domain,
@@ -525,6 +612,7 @@ fn init(a: InitArgs, global: &GlobalArgs) -> Result<ExitCode> {
             ca_kms_keys,
         },
     )?;
+    let cluster = ClusterName::parse(&name)?;
     crate::infoln!(
         "Created the cluster's settings and PKI ({} files) in {}",
         report.files.len(),
@@ -540,5 +628,43 @@ fn init(a: InitArgs, global: &GlobalArgs) -> Result<ExitCode> {
             kaws::text::escape(&report.module_source)
         );
     }
+    seal::after(&repo, &cluster, "cluster init", None, vec![], true, global);
     Ok(ExitCode::SUCCESS)
+}
+
+/// One line on the seal, under `cluster check`'s table.
+fn seal_summary(s: &ops::SealReport) -> String {
+    use kaws::text::escape;
+    let by = |b: &ops::SealedBy| {
+        format!(
+            "generation {}, sealed {} by {} (kaws {}), KMS key {}",
+            b.generation,
+            b.sealed_at,
+            escape(&b.sealed_by),
+            escape(&b.command),
+            escape(&b.kms_key)
+        )
+    };
+    let line = match (&s.state, &s.sealed) {
+        (ops::SealState::Valid, Some(b)) => format!("valid, {}", by(b)),
+        (ops::SealState::Missing, _) => "none".to_string(),
+        (ops::SealState::Invalid(why), _) => format!("NOT valid: {}", escape(why)),
+        (ops::SealState::Unverified(why), Some(b)) => {
+            format!("not verified ({}); it claims {}", escape(why), by(b))
+        }
+        (_, _) => "-".to_string(),
+    };
+    let n = s.comparison.differences.len();
+    let changes = if matches!(
+        s.state,
+        ops::SealState::Valid | ops::SealState::Unverified(_)
+    ) {
+        format!(
+            "; {n} change(s) not approved, {} new administrator request(s)",
+            s.comparison.requests.len()
+        )
+    } else {
+        String::new()
+    };
+    format!("\nSeal: {line}{changes}.\n")
 }

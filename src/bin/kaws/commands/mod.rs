@@ -4,6 +4,7 @@
 pub mod admin;
 pub mod cluster;
 pub mod init;
+pub mod seal;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
