@@ -431,6 +431,44 @@ fn a_forged_seal_is_refused() {
         stderr(&out)
     );
     assert_eq!(std::fs::read(dir.join("seal.json")).unwrap(), original);
+
+    // Both the settings' key and the seal replaced by hers, read on a
+    // machine that never saw the cluster sealed (no git record here): KMS
+    // says the cluster's keys are sealed under another key.
+    let evil_arn = w.aws_ok(&[
+        "kms",
+        "describe-key",
+        "--key-id",
+        &evil,
+        "--query",
+        "KeyMetadata.Arn",
+        "--output",
+        "text",
+    ]);
+    let evil_settings: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&tfvars).unwrap()).unwrap();
+    let tfvars_digest = file_digest(&tfvars);
+    forge(&w, &evil, |b| {
+        b["kms_key"] = evil_arn.clone().into();
+        b["files"]["clusters/prod/terraform.tfvars.json"] = tfvars_digest.clone().into();
+        b["documents"]["clusters/prod/terraform.tfvars.json"] = evil_settings.clone();
+    });
+    let before = w.snapshot();
+    let (terraform, ran) = fake_terraform(&w);
+    let out = w
+        .kaws()
+        .env("KAWS_TERRAFORM", &terraform)
+        .args(["cluster", "plan", "prod"])
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), Some(3), "{}", both(&out));
+    assert!(
+        stderr(&out).contains("someone replaced the cluster's KMS key and its seal"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!ran.exists(), "Terraform never started");
+    assert_eq!(before, w.snapshot());
 }
 
 #[test]

@@ -376,6 +376,26 @@ fn open(
     let known = seen.map(|s| s.kms_key.as_str());
     match named {
         Ok(n) if n == key => {
+            // A machine that never saw this cluster sealed (a fresh clone)
+            // has no key to compare with: ask KMS which key seals the
+            // cluster's anchor key, so a committer who replaced both the
+            // settings' key and the seal with her own is caught.
+            if known.is_none() {
+                let stem = anchor_stem(settings);
+                match anchor_source(dir, stem, &key, &aws) {
+                    Some(source) if source != key => {
+                        return SealState::Invalid(format!(
+                            "it and the settings name KMS key {key}, but {} is sealed under {source}: someone replaced the cluster's KMS key and its seal",
+                            layout::encrypted_key_name(stem)
+                        ))
+                    }
+                    Some(_) => {}
+                    None => concerns.push(format!(
+                        "this machine has not seen cluster {cluster} sealed before, and KMS could not say which key seals {}",
+                        layout::encrypted_key_name(stem)
+                    )),
+                }
+            }
             if let Some(k) = known.filter(|k| *k != key) {
                 concerns.push(format!(
                     "the seal is encrypted under KMS key {key}, which the settings name, but this machine last saw cluster {cluster} sealed under {k}: if nobody ran `kaws cluster reencrypt {cluster}`, someone replaced the cluster's key and seal"
@@ -436,12 +456,22 @@ fn ca_sealed_under(
     key: &str,
     aws: &AwsOptions,
 ) -> bool {
-    use crate::kms::Sealer;
     let stem = anchor_stem(settings);
+    anchor_source(dir, stem, key, aws).is_some_and(|source| source == key)
+}
+
+/// The KMS key that seals the anchor key `stem`, as KMS reports it when
+/// asked to re-encrypt the anchor under `key`; `None` when the file cannot
+/// be read or KMS does not answer.
+fn anchor_source(
+    dir: &crate::layout::ClusterDir,
+    stem: &str,
+    key: &str,
+    aws: &AwsOptions,
+) -> Option<String> {
+    use crate::kms::Sealer;
     let path = dir.file(&layout::encrypted_key_name(stem));
-    let Ok(blob) = fsutil::read_ciphertext(&path) else {
-        return false;
-    };
+    let blob = fsutil::read_ciphertext(&path).ok()?;
     let ctx = EncryptionContext::new(dir.name(), layout::key_name(stem));
     super::block_on(async {
         let kms = super::kms(aws).await;
@@ -449,7 +479,7 @@ fn ca_sealed_under(
     })
     .ok()
     .and_then(|r| r.ok())
-    .is_some_and(|(_, source)| source == key)
+    .map(|(_, source)| source)
 }
 
 /// How to write a seal.
