@@ -18,7 +18,9 @@ const CAS: &[&str] = &["ca", "etcd-ca", "front-proxy-ca"];
 /// Each certificate of the table with a CA, and that CA.
 const LEAVES: &[(&str, &str)] = &[
     ("apiserver", "ca"),
-    ("node", "ca"),
+    ("kubelet-signer", "ca"),
+    ("kube-proxy", "ca"),
+    ("flannel", "ca"),
     ("controller-manager", "ca"),
     ("scheduler", "ca"),
     ("bootstrap", "ca"),
@@ -724,7 +726,7 @@ fn the_ca_key_policy_names_who_may_sign_and_passes_parliament() {
             "--administrator",
             admin,
             "--ca",
-            "node",
+            "kubelet-signer",
         ])
         .output()
         .unwrap();
