@@ -811,6 +811,13 @@ fn check_decrypted(role: &str, dir: &Path) {
             check_encryption_config(&std::fs::read_to_string(&key_path).unwrap());
             continue;
         }
+        if key == "bootstrap-token-key.pem" {
+            // <6>.<16> of [a-z0-9], no newline: the kubelet's tokenFile.
+            let t = std::fs::read_to_string(&key_path).unwrap();
+            let (id, secret) = t.split_once('.').unwrap();
+            assert_eq!((id.len(), secret.len()), (6, 16), "{role}: token format");
+            continue;
+        }
         let cert = key.replace("-key.pem", ".pem");
         let from_key = openssl_ok(&["pkey", "-in", key_path.to_str().unwrap(), "-pubout"], dir);
         let from_cert = if cert == "service-account.pem" {
