@@ -167,8 +167,12 @@ pub fn certificate(
     }
     let basic = yasna::construct_der(|w| {
         w.write_sequence(|w| {
-            if spec.is_ca {
+            if spec.signs() {
                 w.next().write_bool(true);
+            }
+            // An intermediate (kubelet-signer) signs leaves only.
+            if spec.signs() && !spec.is_ca {
+                w.next().write_u8(0);
             }
         })
     });

@@ -6,6 +6,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod bootstrap_token;
 mod der;
 pub mod encryption;
 pub mod error;

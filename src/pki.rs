@@ -48,11 +48,6 @@ pub enum Sans {
     Apiserver,
     /// `etcd-0..2.<domain>` (the etcd servers' DNS records), localhost.
     Etcd,
-    /// The region's EC2 private host names (`*.ec2.internal` in us-east-1,
-    /// `*.<region>.compute.internal` elsewhere): one shared certificate serves
-    /// every kubelet, and the apiserver verifies it when it dials a node by
-    /// host name (`--kubelet-certificate-authority`).
-    Node,
 }
 
 /// Which servers may decrypt a key: the boot issue's IAM policies and the
@@ -63,6 +58,9 @@ pub enum Holder {
     PrimaryAdministrators,
     Controllers,
     Workers,
+    /// Both the masters and the workers: the bootstrap token, which workers
+    /// present and the masters turn into its kube-system Secret.
+    ControllersAndWorkers,
     Etcd,
     /// The administrator named by the file, under their own KMS key.
     Administrator,
@@ -80,6 +78,18 @@ pub enum Material {
     /// The apiserver's EncryptionConfiguration with its secretbox keys
     /// (see [`crate::encryption`]); nothing public.
     EncryptionConfig,
+    /// The workers' bootstrap token, `<id>.<secret>` (see
+    /// [`crate::bootstrap_token`]); nothing public.
+    BootstrapToken,
+}
+
+impl Holder {
+    /// Whether a server role that is `role` holds what this holder holds.
+    pub fn held_by(self, role: Holder) -> bool {
+        self == role
+            || (self == Holder::ControllersAndWorkers
+                && matches!(role, Holder::Controllers | Holder::Workers))
+    }
 }
 
 /// One row of the certificate table.
@@ -174,16 +184,70 @@ pub const CLUSTER_CERTS: &[CertSpec] = &[
         holder: Holder::Controllers,
     },
     CertSpec {
-        stem: "node",
-        purpose: "shared by every non-master component (kubelet, kube-proxy)",
+        stem: "kubelet-signer",
+        purpose: "intermediate CA under the cluster CA: the controller-manager signs kubelets' client CSRs with it (kubernetes.io/kube-apiserver-client-kubelet)",
         issuer: "ca",
-        common_name: "kube-{cluster}-node",
-        organizations: &["system:nodes"],
+        common_name: "kube-{cluster}-kubelet-signer",
+        organizations: &[],
+        // Not a root of the table (no KMS key, no trust domain of its own):
+        // keyCertSign makes it an intermediate CA (CA:TRUE, pathlen 0) whose
+        // key the masters decrypt. The apiserver trusts it through
+        // client-ca.pem, the cluster CA and it.
+        is_ca: false,
+        key_usages: &[
+            KeyUsage::KeyCertSign,
+            KeyUsage::CrlSign,
+            KeyUsage::DigitalSignature,
+        ],
+        rsa_key_encipherment: false,
+        ext_usages: &[],
+        sans: Sans::None,
+        lifetime_days: LEAF_LIFETIME_DAYS,
+        material: Material::Certificate,
+        holder: Holder::Controllers,
+    },
+    CertSpec {
+        stem: "bootstrap-token",
+        purpose: "the workers' bootstrap token (group system:bootstrappers: may only ask for a node client certificate)",
+        // No certificate: nothing signs it.
+        issuer: "ca",
+        common_name: "",
+        organizations: &[],
+        is_ca: false,
+        key_usages: &[],
+        rsa_key_encipherment: false,
+        ext_usages: &[],
+        sans: Sans::None,
+        lifetime_days: 0,
+        material: Material::BootstrapToken,
+        holder: Holder::ControllersAndWorkers,
+    },
+    CertSpec {
+        stem: "kube-proxy",
+        purpose: "kube-proxy's client certificate (bound to system:node-proxier)",
+        issuer: "ca",
+        common_name: "system:kube-proxy",
+        organizations: &[],
         is_ca: false,
         key_usages: &[KeyUsage::DigitalSignature],
         rsa_key_encipherment: true,
-        ext_usages: &[ExtUsage::ClientAuth, ExtUsage::ServerAuth],
-        sans: Sans::Node,
+        ext_usages: &[ExtUsage::ClientAuth],
+        sans: Sans::None,
+        lifetime_days: LEAF_LIFETIME_DAYS,
+        material: Material::Certificate,
+        holder: Holder::Workers,
+    },
+    CertSpec {
+        stem: "flannel",
+        purpose: "flanneld's client certificate (bound to kaws:flannel: nodes and nodes/status only)",
+        issuer: "ca",
+        common_name: "kaws:flannel",
+        organizations: &[],
+        is_ca: false,
+        key_usages: &[KeyUsage::DigitalSignature],
+        rsa_key_encipherment: true,
+        ext_usages: &[ExtUsage::ClientAuth],
+        sans: Sans::None,
         lifetime_days: LEAF_LIFETIME_DAYS,
         material: Material::Certificate,
         holder: Holder::Workers,
@@ -320,7 +384,14 @@ impl CertSpec {
     /// Whether the row's secret is a private key (not the encryption
     /// configuration).
     pub const fn is_key_pair(&self) -> bool {
-        !matches!(self.material, Material::EncryptionConfig)
+        matches!(self.material, Material::Certificate | Material::KeyPair)
+    }
+
+    /// Whether the row's certificate signs others: a CA of the table, or
+    /// an intermediate (keyCertSign among its usages) whose key a server
+    /// holds.
+    pub fn signs(&self) -> bool {
+        self.is_ca || self.key_usages.contains(&KeyUsage::KeyCertSign)
     }
 }
 
@@ -388,14 +459,6 @@ pub fn sans_for(sans: Sans, settings: &ClusterSettings) -> Result<(Vec<String>, 
                 .collect();
             dns.push("localhost".into());
             (dns, vec![IpAddr::from([127, 0, 0, 1])])
-        }
-        Sans::Node => {
-            let dns = if settings.region == "us-east-1" {
-                "*.ec2.internal".to_string()
-            } else {
-                format!("*.{}.compute.internal", settings.region)
-            };
-            (vec![dns], vec![])
         }
     })
 }
@@ -487,6 +550,9 @@ pub fn params(
     p.serial_number = Some(random_serial());
     p.is_ca = if spec.is_ca {
         IsCa::Ca(BasicConstraints::Unconstrained)
+    } else if spec.signs() {
+        // An intermediate signs leaves only.
+        IsCa::Ca(BasicConstraints::Constrained(0))
     } else {
         IsCa::ExplicitNoCa
     };
@@ -809,17 +875,35 @@ mod tests {
     }
 
     #[test]
-    fn node_sans_follow_the_region() {
-        let mut s = settings();
-        assert_eq!(
-            sans_for(Sans::Node, &s).unwrap(),
-            (vec!["*.ec2.internal".to_string()], vec![])
-        );
-        s.region = "eu-west-1".into();
-        assert_eq!(
-            sans_for(Sans::Node, &s).unwrap().0,
-            vec!["*.eu-west-1.compute.internal".to_string()]
-        );
+    fn every_identity_is_reserved() {
+        // S4: no administrator may take a component's user name, or a
+        // group kaws binds rights to.
+        let reserved = |n: &str| {
+            crate::layout::RESERVED_ADMIN_NAMES.contains(&n)
+                || crate::layout::RESERVED_ADMIN_PREFIXES
+                    .iter()
+                    .any(|p| n.starts_with(p))
+        };
+        for c in CLUSTER_CERTS.iter().filter(|c| !c.common_name.is_empty()) {
+            let cn = c.common_name.replace("{cluster}", "prod");
+            assert!(reserved(&cn), "{cn}");
+            for o in c.organizations {
+                assert!(reserved(o), "{o}");
+            }
+        }
+        for name in [
+            "system:bootstrappers",
+            "system:nodes",
+            "system:node:ip-10-0-1-2.ec2.internal",
+        ] {
+            assert!(reserved(name), "{name}");
+        }
+        assert!(spec("kubelet-signer").unwrap().signs());
+        assert!(!spec("kube-proxy").unwrap().signs());
+        assert!(Holder::ControllersAndWorkers.held_by(Holder::Workers));
+        assert!(Holder::ControllersAndWorkers.held_by(Holder::Controllers));
+        assert!(!Holder::ControllersAndWorkers.held_by(Holder::Etcd));
+        assert!(!Holder::Controllers.held_by(Holder::Workers));
     }
 
     #[tokio::test]

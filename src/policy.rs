@@ -26,7 +26,7 @@ pub const SERVER_ROLES: &[(&str, Holder)] = &[
 pub fn key_files(holder: Holder) -> Vec<String> {
     pki::CLUSTER_CERTS
         .iter()
-        .filter(|c| c.holder == holder)
+        .filter(|c| c.holder.held_by(holder))
         .map(|c| layout::key_name(c.stem))
         .collect()
 }
@@ -213,31 +213,47 @@ pub fn key_policy(
             "Condition": { "StringEquals": { cluster_ctx.clone(): cluster.as_str() } }
         }),
     ];
-    let mut holders: Vec<(String, Holder, Option<String>)> = vec![(
+    // One statement per holder of the table, naming every role that holds
+    // its files: a file two roles hold (the bootstrap token) is kept from
+    // everyone else, not from one of the two.
+    let role_arn = |role: &str| {
+        format!(
+            "arn:{partition}:iam::{account}:role/{}",
+            server_role_name(cluster, role)
+        )
+    };
+    let mut holders: Vec<(String, Holder, Vec<String>)> = vec![(
         "OnlyPrimaryAdministratorsReadCaKey".to_string(),
         Holder::PrimaryAdministrators,
-        None,
+        vec![],
     )];
     for (role, holder) in SERVER_ROLES {
         let sid: String = format!(
             "OnlyPrimaryAdministratorsAnd{}ReadItsKeys",
             capitalize(role)
         );
-        let arn = format!(
-            "arn:{partition}:iam::{account}:role/{}",
-            server_role_name(cluster, role)
-        );
-        holders.push((sid, *holder, Some(arn)));
+        holders.push((sid, *holder, vec![role_arn(role)]));
     }
-    for (sid, holder, role_arn) in holders {
-        let files = key_files(holder);
+    holders.push((
+        "OnlyPrimaryAdministratorsControllerAndWorkerReadTheirKeys".to_string(),
+        Holder::ControllersAndWorkers,
+        SERVER_ROLES
+            .iter()
+            .filter(|(_, h)| Holder::ControllersAndWorkers.held_by(*h))
+            .map(|(r, _)| role_arn(r))
+            .collect(),
+    ));
+    for (sid, holder, role_arns) in holders {
+        let files: Vec<String> = pki::CLUSTER_CERTS
+            .iter()
+            .filter(|c| c.holder == holder)
+            .map(|c| layout::key_name(c.stem))
+            .collect();
         if files.is_empty() {
             continue;
         }
         let mut allowed: Vec<&str> = admin_arns.clone();
-        if let Some(r) = &role_arn {
-            allowed.push(r);
-        }
+        allowed.extend(role_arns.iter().map(String::as_str));
         statements.push(json!({
             "Sid": sid,
             "Effect": "Deny",
@@ -411,7 +427,12 @@ mod tests {
             );
             all.extend(files);
         }
+        // The bootstrap token is the one file two roles hold.
+        all.sort();
+        all.dedup();
         assert_eq!(all.len(), pki::CLUSTER_CERTS.len());
+        assert!(key_files(Holder::Workers).contains(&"bootstrap-token-key.pem".to_string()));
+        assert!(key_files(Holder::Controllers).contains(&"bootstrap-token-key.pem".to_string()));
     }
 
     /// The module's `role_keys` (keys.tf), which its IAM policies list, are

@@ -49,6 +49,7 @@ pub const MODULE_FILES: &[(&str, &str)] = &[
     module_file!("templates/kaws-refresh.timer"),
     module_file!("templates/kube-scheduler.yaml"),
     module_file!("templates/kubeconfig.yaml.tftpl"),
+    module_file!("templates/kubelet-bootstrap.kubeconfig.tftpl"),
     module_file!("templates/rbac.yaml.tftpl"),
     module_file!("templates/worker.ign.tftpl"),
     module_file!("userdata.tf"),
@@ -327,7 +328,7 @@ fn expected_in_cluster(name: &str) -> bool {
         let public = match spec.material {
             crate::pki::Material::Certificate => Some(layout::cert_name(spec.stem)),
             crate::pki::Material::KeyPair => Some(format!("{}.pub", spec.stem)),
-            crate::pki::Material::EncryptionConfig => None,
+            crate::pki::Material::EncryptionConfig | crate::pki::Material::BootstrapToken => None,
         };
         if public.is_some_and(|p| name == p) || name == layout::encrypted_key_name(spec.stem) {
             return true;

@@ -99,13 +99,21 @@ const CONTROLLER_KEYS: &[&str] = &[
     "bootstrap-key.pem",
     "front-proxy-client-key.pem",
     "secrets-encryption-key.pem",
+    "kubelet-signer-key.pem",
+    "bootstrap-token-key.pem",
 ];
 
 fn role_keys(role: &str) -> BTreeSet<String> {
     match role {
         "etcd" => set(&["etcd-key.pem"]),
         "controller" => set(CONTROLLER_KEYS),
-        "worker" => set(&["node-key.pem"]),
+        // Issue 12: no node identity, only the bootstrap token and the
+        // identities of kube-proxy and flannel.
+        "worker" => set(&[
+            "bootstrap-token-key.pem",
+            "kube-proxy-key.pem",
+            "flannel-key.pem",
+        ]),
         _ => unreachable!(),
     }
 }
@@ -182,10 +190,18 @@ fn check_controller(ign: &Server) {
     for (f, v) in [
         ("authorization-mode", "Node,RBAC"),
         ("anonymous-auth", "false"),
-        ("client-ca-file", "/etc/kaws/ca.pem"),
+        // The cluster CA and the kubelet signer (kubelets' own certificates).
+        ("client-ca-file", "/etc/kaws/client-ca.pem"),
+        ("enable-bootstrap-token-auth", "true"),
+        ("enable-admission-plugins", "NodeRestriction"),
+        // Self-signed kubelet serving certificates: InternalIP first, with
+        // fallbacks (review M7).
+        (
+            "kubelet-preferred-address-types",
+            "InternalIP,Hostname,ExternalIP",
+        ),
         ("tls-cert-file", "/etc/kaws/apiserver.pem"),
         ("tls-private-key-file", "/run/kaws/apiserver-key.pem"),
-        ("kubelet-certificate-authority", "/etc/kaws/ca.pem"),
         ("kubelet-client-certificate", "/etc/kaws/apiserver.pem"),
         ("kubelet-client-key", "/run/kaws/apiserver-key.pem"),
         ("etcd-cafile", "/etc/kaws/etcd-ca.pem"),
@@ -294,10 +310,28 @@ fn check_controller(ign: &Server) {
         "root-ca-file",
         "/etc/kaws/ca.pem",
     );
-    assert!(
-        !cm.contains("--cluster-signing"),
-        "no CA key on servers, so no signing: {cm}"
+    // Only kubelets' client CSRs are signed, with the intermediate the
+    // masters hold; no CA of the table is on a server.
+    assert_flag(
+        "kube-controller-manager",
+        cm,
+        "cluster-signing-kubelet-client-cert-file",
+        "/etc/kaws/kubelet-signer.pem",
     );
+    assert_flag(
+        "kube-controller-manager",
+        cm,
+        "cluster-signing-kubelet-client-key-file",
+        "/run/kaws/kubelet-signer-key.pem",
+    );
+    for other in [
+        "--cluster-signing-cert-file",
+        "--cluster-signing-kubelet-serving",
+        "--cluster-signing-kube-apiserver-client-cert",
+        "--cluster-signing-legacy-unknown",
+    ] {
+        assert!(!cm.contains(other), "{other}: {cm}");
+    }
 
     // Each identity's kubeconfig: the local apiserver, its own pair.
     for id in ["controller-manager", "scheduler", "bootstrap"] {
@@ -325,6 +359,11 @@ fn check_controller(ign: &Server) {
     let script = ign.file("/opt/kaws/bin/kaws-addons");
     assert!(script.contains("bootstrap.pem") && script.contains("bootstrap-key.pem"));
     assert!(script.contains("/readyz") && !script.contains("deadline"));
+    // The workers' bootstrap token becomes its kube-system Secret.
+    assert!(
+        script.contains("bootstrap-token-key.pem")
+            && script.contains("bootstrap.kubernetes.io/token")
+    );
     let template = std::fs::read_to_string(
         Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("terraform/modules/kaws/templates/rbac.yaml.tftpl"),
@@ -368,7 +407,7 @@ fn check_controller(ign: &Server) {
         "the addons start with rbac.yaml.tftpl's objects, in order"
     );
     check_coredns(&got[rbac.len()..]);
-    let bound = |role: &str| {
+    let bound = |role: &str, kind: &str, name: &str| {
         got.iter().any(|o| {
             o["kind"] == "ClusterRoleBinding"
                 && o["roleRef"]["name"] == role
@@ -376,12 +415,32 @@ fn check_controller(ign: &Server) {
                     .as_array()
                     .unwrap()
                     .iter()
-                    .any(|s| s["kind"] == "Group" && s["name"] == "system:nodes")
+                    .any(|s| s["kind"] == kind && s["name"] == name)
         })
     };
-    for role in ["system:node", "system:node-proxier", "kaws:flannel"] {
-        assert!(bound(role), "system:nodes bound to {role}");
+    for (role, kind, name) in [
+        ("system:node-bootstrapper", "Group", "system:bootstrappers"),
+        (
+            "system:certificates.k8s.io:certificatesigningrequests:nodeclient",
+            "Group",
+            "system:bootstrappers",
+        ),
+        (
+            "system:certificates.k8s.io:certificatesigningrequests:selfnodeclient",
+            "Group",
+            "system:nodes",
+        ),
+        ("system:node-proxier", "User", "system:kube-proxy"),
+        ("kaws:flannel", "User", "kaws:flannel"),
+    ] {
+        assert!(bound(role, kind, name), "{kind} {name} bound to {role}");
     }
+    // Review S3: no shared node binding; nodes get system:node through the
+    // Node authorizer only.
+    assert!(
+        !got.iter().any(|o| o["roleRef"]["name"] == "system:node"),
+        "a binding to system:node remains"
+    );
     let flannel = got
         .iter()
         .find(|o| o["kind"] == "ClusterRole" && o["metadata"]["name"] == "kaws:flannel")
@@ -396,12 +455,17 @@ fn check_controller(ign: &Server) {
 
 fn check_worker(ign: &Server) {
     let kubelet = ign.unit("kubelet.service");
+    // Issue 12: the kubelet bootstraps with the token and keeps the
+    // certificate it gets, and its kubeconfig, in tmpfs.
     assert_flag(
         "kubelet",
         kubelet,
-        "kubeconfig",
-        "/etc/kaws/node.kubeconfig",
+        "bootstrap-kubeconfig",
+        "/etc/kaws/kubelet-bootstrap.kubeconfig",
     );
+    assert_flag("kubelet", kubelet, "kubeconfig", "/run/kubelet/kubeconfig");
+    assert_flag("kubelet", kubelet, "cert-dir", "/run/kubelet/pki");
+    assert!(kubelet.contains("ExecStartPre=/usr/bin/mkdir -p -m 0700 /run/kubelet/pki"));
     assert_flag("kubelet", kubelet, "config", "/etc/kaws/kubelet.yaml");
     let conf: Value = serde_yaml_ng::from_str(ign.file("/etc/kaws/kubelet.yaml")).unwrap();
     assert_eq!(
@@ -412,30 +476,39 @@ fn check_worker(ign: &Server) {
     assert_eq!(conf["authorization"]["mode"], "Webhook");
     // The tenth address of the default service CIDR 10.3.0.0/24.
     assert_eq!(conf["clusterDNS"], serde_json::json!(["10.3.0.10"]));
-    assert_eq!(conf["tlsCertFile"], "/etc/kaws/node.pem");
-    assert_eq!(conf["tlsPrivateKeyFile"], "/run/kaws/node-key.pem");
+    assert_eq!(conf["rotateCertificates"], true);
+    assert_eq!(conf["serverTLSBootstrap"], false);
+    assert!(conf.get("tlsCertFile").is_none() && conf.get("tlsPrivateKeyFile").is_none());
     assert_eq!(conf["readOnlyPort"], 0);
 
-    let kc: Value = serde_yaml_ng::from_str(ign.file("/etc/kaws/node.kubeconfig")).unwrap();
+    let kc: Value =
+        serde_yaml_ng::from_str(ign.file("/etc/kaws/kubelet-bootstrap.kubeconfig")).unwrap();
     assert_eq!(
         kc["clusters"][0]["cluster"]["server"],
         format!("https://kubernetes.{DOMAIN}")
     );
     assert_eq!(
-        kc["users"][0]["user"]["client-certificate"],
-        "/etc/kaws/node.pem"
+        kc["users"][0]["user"]["tokenFile"],
+        "/run/kaws/bootstrap-token-key.pem"
     );
-    assert_eq!(
-        kc["users"][0]["user"]["client-key"],
-        "/run/kaws/node-key.pem"
-    );
+    // kubectl, the consumer, reads it.
+    judges::kubectl_config_view(ign.file("/etc/kaws/kubelet-bootstrap.kubeconfig"));
+    for id in ["kube-proxy", "flannel"] {
+        let text = ign.file(&format!("/etc/kaws/{id}.kubeconfig"));
+        let kc: Value = serde_yaml_ng::from_str(text).unwrap();
+        let user = &kc["users"][0]["user"];
+        assert_eq!(user["client-certificate"], format!("/etc/kaws/{id}.pem"));
+        assert_eq!(user["client-key"], format!("/run/kaws/{id}-key.pem"));
+        judges::kubectl_config_view(text);
+    }
+    assert!(!ign.files.contains_key("/etc/kaws/node.kubeconfig"));
 
     let proxy = ign.unit("kube-proxy.service");
     assert_flag("kube-proxy", proxy, "config", "/etc/kaws/kube-proxy.yaml");
     let pconf: Value = serde_yaml_ng::from_str(ign.file("/etc/kaws/kube-proxy.yaml")).unwrap();
     assert_eq!(
         pconf["clientConnection"]["kubeconfig"],
-        "/etc/kaws/node.kubeconfig"
+        "/etc/kaws/kube-proxy.kubeconfig"
     );
     assert_eq!(pconf["clusterCIDR"], "10.2.0.0/16");
     // Pods reach the host's resolvers, not the 127.0.0.53 stub.
@@ -451,7 +524,7 @@ fn check_worker(ign: &Server) {
         "flanneld",
         flannel,
         "kubeconfig-file",
-        "/etc/kaws/node.kubeconfig",
+        "/etc/kaws/flannel.kubeconfig",
     );
     assert!(flannel.contains("NODE_NAME=${NODE_NAME}"));
     let cni = json(ign.file("/etc/cni/net.d/10-flannel.conflist"));
@@ -742,6 +815,13 @@ fn check_decrypted(role: &str, dir: &Path) {
         assert_eq!(mode(&key_path), 0o600, "{role}: {key}");
         if key == "secrets-encryption-key.pem" {
             check_encryption_config(&std::fs::read_to_string(&key_path).unwrap());
+            continue;
+        }
+        if key == "bootstrap-token-key.pem" {
+            // <6>.<16> of [a-z0-9], no newline: the kubelet's tokenFile.
+            let t = std::fs::read_to_string(&key_path).unwrap();
+            let (id, secret) = t.split_once('.').unwrap();
+            assert_eq!((id.len(), secret.len()), (6, 16), "{role}: token format");
             continue;
         }
         let cert = key.replace("-key.pem", ".pem");
@@ -1083,7 +1163,8 @@ fn judge_etcd(
     // Certificates of the cluster CA, each a valid client certificate of
     // the Kubernetes API, are no etcd clients.
     for (dir, name) in [
-        (worker_dir, "node"),
+        (worker_dir, "kube-proxy"),
+        (worker_dir, "flannel"),
         (client_dir, "controller-manager"),
         (client_dir, "apiserver"),
         (client_dir, "bootstrap"),
@@ -1447,7 +1528,10 @@ fn servers_boot_with_their_own_identities_and_keys_only_in_tmpfs() {
     check_common("worker", worker);
     check_controller(controller);
     check_worker(worker);
-    assert_eq!(worker.env_list("KAWS_CERTS"), set(&["ca.pem", "node.pem"]));
+    assert_eq!(
+        worker.env_list("KAWS_CERTS"),
+        set(&["ca.pem", "kube-proxy.pem", "flannel.pem"])
+    );
     assert_eq!(
         controller.env_list("KAWS_CERTS"),
         set(&[
@@ -1461,6 +1545,8 @@ fn servers_boot_with_their_own_identities_and_keys_only_in_tmpfs() {
             "controller-manager.pem",
             "scheduler.pem",
             "bootstrap.pem",
+            "kubelet-signer.pem",
+            "client-ca.pem",
         ])
     );
     judges_catch_the_review_blockers(&work, controller, etcd[0]);

@@ -240,7 +240,7 @@ fn no_key_material_in_logs_at_any_verbosity() {
         "no base64 PEM key"
     );
     // No line of any actual key's body appears either.
-    for stem in ["ca", "apiserver", "node"] {
+    for stem in ["ca", "apiserver", "kube-proxy"] {
         let out = w.aws_decrypt(
             "logs",
             &w.cluster_dir("logs")

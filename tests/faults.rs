@@ -23,7 +23,7 @@ fn check_passes_on_a_fresh_cluster_and_catches_damage_and_exposure() {
     assert!(w.cluster_init("chk", &key, &[]).status.success());
     let out = w.kaws().args(["cluster", "check", "chk"]).output().unwrap();
     assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
-    for name in ["ca", "apiserver", "node", "etcd", "etcd-client"] {
+    for name in ["ca", "apiserver", "kube-proxy", "etcd", "etcd-client"] {
         assert!(
             stdout(&out)
                 .lines()
@@ -75,7 +75,7 @@ fn check_passes_on_a_fresh_cluster_and_catches_damage_and_exposure() {
 
     // A certificate from another CA in a cluster certificate's place.
     let d = w.cluster_dir("chk");
-    let good = std::fs::read(d.join("node.pem")).unwrap();
+    let good = std::fs::read(d.join("kube-proxy.pem")).unwrap();
     openssl_ok(
         &[
             "req",
@@ -92,7 +92,7 @@ fn check_passes_on_a_fresh_cluster_and_catches_damage_and_exposure() {
             "-days",
             "30",
             "-out",
-            d.join("node.pem").to_str().unwrap(),
+            d.join("kube-proxy.pem").to_str().unwrap(),
         ],
         &d,
     );
@@ -107,12 +107,12 @@ fn check_passes_on_a_fresh_cluster_and_catches_damage_and_exposure() {
         "{}",
         stdout(&out)
     );
-    std::fs::write(d.join("node.pem"), good).unwrap();
+    std::fs::write(d.join("kube-proxy.pem"), good).unwrap();
 
     // A swapped ciphertext: node's key in apiserver's place does not decrypt.
     let api = std::fs::read(d.join("apiserver-key.pem.encrypted")).unwrap();
     std::fs::copy(
-        d.join("node-key.pem.encrypted"),
+        d.join("kube-proxy-key.pem.encrypted"),
         d.join("apiserver-key.pem.encrypted"),
     )
     .unwrap();
@@ -280,7 +280,13 @@ fn renew_reissues_certificates_keeping_or_replacing_keys() {
         "the CA is untouched"
     );
     openssl_ok(
-        &["verify", "-CAfile", "ca.pem", "apiserver.pem", "node.pem"],
+        &[
+            "verify",
+            "-CAfile",
+            "ca.pem",
+            "apiserver.pem",
+            "kube-proxy.pem",
+        ],
         &d,
     );
     // etcd's certificates come from etcd's own CA, which renew keeps too.
@@ -573,7 +579,7 @@ fn check_reports_a_kms_outage_as_5_and_a_broken_pki_as_6() {
 
     // A ciphertext KMS refuses as misplaced is the file's fault: 6.
     std::fs::copy(
-        d.join("node-key.pem.encrypted"),
+        d.join("kube-proxy-key.pem.encrypted"),
         d.join("etcd-key.pem.encrypted"),
     )
     .unwrap();

@@ -18,7 +18,9 @@ const CAS: &[&str] = &["ca", "etcd-ca", "front-proxy-ca"];
 /// Each certificate of the table with a CA, and that CA.
 const LEAVES: &[(&str, &str)] = &[
     ("apiserver", "ca"),
-    ("node", "ca"),
+    ("kubelet-signer", "ca"),
+    ("kube-proxy", "ca"),
+    ("flannel", "ca"),
     ("controller-manager", "ca"),
     ("scheduler", "ca"),
     ("bootstrap", "ca"),
@@ -288,7 +290,7 @@ fn default_init_keeps_no_ca_key_and_every_certificate_verifies() {
         .unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(
-        stdout(&out).contains("Re-encrypted 10 keys"),
+        stdout(&out).contains("Re-encrypted 13 keys"),
         "{}",
         stdout(&out)
     );
@@ -447,8 +449,9 @@ fn admin_sign_calls_kms_sign_and_decrypts_nothing() {
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
-    // Three CA certificates and eight leaves, each one kms:Sign.
-    assert_eq!(p.count("Sign"), 11, "{:?}", p.targets.lock().unwrap());
+    // Three CA certificates and ten leaves (the kubelet signer, kube-proxy's
+    // and flannel's certificates among them), each one kms:Sign.
+    assert_eq!(p.count("Sign"), 13, "{:?}", p.targets.lock().unwrap());
     assert_eq!(p.count("CreateKey"), 3);
     assert_eq!(p.count("Decrypt"), 0);
     eprintln!("cluster init (kms): {:?}", p.targets.lock().unwrap());
@@ -513,7 +516,7 @@ fn sign_faults_are_retried_and_a_failure_writes_nothing() {
             p.faults_injected.load(std::sync::atomic::Ordering::SeqCst),
             2
         );
-        assert_eq!(p.count("Sign"), 13, "{fault:?}");
+        assert_eq!(p.count("Sign"), 15, "{fault:?}");
         verify(&w.cluster_dir(name), "ca", "apiserver");
     }
 
@@ -764,7 +767,7 @@ fn the_ca_key_policy_names_who_may_sign_and_passes_parliament() {
             "--administrator",
             admin,
             "--ca",
-            "node",
+            "kubelet-signer",
         ])
         .output()
         .unwrap();

@@ -8,7 +8,9 @@ use std::path::Path;
 
 const CERTS: &[&str] = &[
     "apiserver",
-    "node",
+    "kubelet-signer",
+    "kube-proxy",
+    "flannel",
     "etcd",
     "etcd-client",
     "front-proxy-client",
@@ -19,7 +21,9 @@ const KEYS: &[&str] = &[
     "front-proxy-ca",
     "front-proxy-client",
     "apiserver",
-    "node",
+    "kubelet-signer",
+    "kube-proxy",
+    "flannel",
     "etcd",
     "etcd-client",
     "controller-manager",
@@ -307,18 +311,141 @@ fn cluster_pki_is_valid_by_openssl_and_decrypts_with_the_aws_cli() {
         assert!(api.contains(san), "{san} missing from {api}");
     }
 
-    let node = ext(&d, "node.pem", "basicConstraints,extendedKeyUsage");
+    // Issue 12: kube-proxy and flannel have identities of their own, client
+    // only, in no group.
+    for (stem, cn) in [
+        ("kube-proxy", "system:kube-proxy"),
+        ("flannel", "kaws:flannel"),
+    ] {
+        let e = ext(
+            &d,
+            &format!("{stem}.pem"),
+            "basicConstraints,extendedKeyUsage",
+        );
+        assert!(
+            e.contains("CA:FALSE")
+                && e.contains("Client Authentication")
+                && !e.contains("Server Authentication"),
+            "{stem}: {e}"
+        );
+        let subj = openssl_ok(
+            &["x509", "-in", &format!("{stem}.pem"), "-noout", "-subject"],
+            &d,
+        );
+        assert!(
+            subj.contains(&format!("CN = {cn}")) && !subj.contains("O ="),
+            "{subj}"
+        );
+    }
+    assert!(!d.join("node.pem").exists() && !d.join("node-key.pem.encrypted").exists());
+
+    // The kubelet signer: an intermediate under the cluster CA that signs
+    // leaves only. openssl, acting as the controller-manager, signs a
+    // kubelet's CSR with its key; the apiserver's client-ca.pem (the
+    // cluster CA and the signer) accepts the kubelet's certificate, which
+    // carries no chain; the etcd and front-proxy CAs refuse it.
+    let signer = ext(&d, "kubelet-signer.pem", "basicConstraints,keyUsage");
     assert!(
-        node.contains("CA:FALSE")
-            && node.contains("Client Authentication")
-            && node.contains("Server Authentication"),
-        "{node}"
+        signer.contains("CA:TRUE")
+            && signer.contains("pathlen:0")
+            && signer.contains("Certificate Sign"),
+        "{signer}"
     );
-    let ns = openssl_ok(&["x509", "-in", "node.pem", "-noout", "-subject"], &d);
-    assert!(
-        ns.contains("O = system:nodes") && ns.contains("CN = kube-prod-node"),
-        "{ns}"
+    let signer_key = decrypt(&w, "prod", "kubelet-signer");
+    let work = tempfile::tempdir().unwrap();
+    let wk = work.path();
+    std::fs::write(wk.join("signer-key.pem"), &signer_key).unwrap();
+    openssl_ok(
+        &[
+            "req",
+            "-new",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-keyout",
+            "kubelet-key.pem",
+            "-out",
+            "kubelet.csr",
+            "-subj",
+            "/O=system:nodes/CN=system:node:ip-10-0-1-2.ec2.internal",
+        ],
+        wk,
     );
+    std::fs::write(
+        wk.join("ext.cnf"),
+        "extendedKeyUsage=clientAuth\nbasicConstraints=CA:FALSE\n",
+    )
+    .unwrap();
+    let signer_pem = d.join("kubelet-signer.pem");
+    openssl_ok(
+        &[
+            "x509",
+            "-req",
+            "-in",
+            "kubelet.csr",
+            "-CA",
+            signer_pem.to_str().unwrap(),
+            "-CAkey",
+            "signer-key.pem",
+            "-CAcreateserial",
+            "-days",
+            "1",
+            "-extfile",
+            "ext.cnf",
+            "-out",
+            "kubelet.pem",
+        ],
+        wk,
+    );
+    let mut bundle = std::fs::read(d.join("ca.pem")).unwrap();
+    bundle.extend(std::fs::read(&signer_pem).unwrap());
+    std::fs::write(wk.join("client-ca.pem"), bundle).unwrap();
+    let v = openssl_ok(
+        &[
+            "verify",
+            "-CAfile",
+            "client-ca.pem",
+            "-purpose",
+            "sslclient",
+            "kubelet.pem",
+        ],
+        wk,
+    );
+    assert!(v.contains(": OK"), "{v}");
+    // The cluster CA alone does not know the signer; the other CAs refuse.
+    assert!(!openssl(
+        &[
+            "verify",
+            "-CAfile",
+            d.join("ca.pem").to_str().unwrap(),
+            "kubelet.pem"
+        ],
+        wk
+    )
+    .status
+    .success());
+    for other in ["etcd-ca.pem", "front-proxy-ca.pem"] {
+        let mut b = std::fs::read(d.join(other)).unwrap();
+        b.extend(std::fs::read(&signer_pem).unwrap());
+        std::fs::write(wk.join("wrong.pem"), b).unwrap();
+        assert!(
+            !openssl(&["verify", "-CAfile", "wrong.pem", "kubelet.pem"], wk)
+                .status
+                .success(),
+            "kubelet certificate accepted under {other}"
+        );
+    }
+
+    // The bootstrap token: <6>.<16> of [a-z0-9], no newline (a tokenFile).
+    let token = decrypt(&w, "prod", "bootstrap-token");
+    let token = String::from_utf8(token).unwrap();
+    let (id, secret) = token.split_once('.').unwrap();
+    assert_eq!((id.len(), secret.len()), (6, 16), "token format");
+    assert!(token
+        .bytes()
+        .all(|b| b == b'.' || b.is_ascii_lowercase() || b.is_ascii_digit()));
 
     let etcd = ext(&d, "etcd.pem", "subjectAltName");
     for n in [
@@ -356,7 +483,11 @@ fn cluster_pki_is_valid_by_openssl_and_decrypts_with_the_aws_cli() {
     // The context binds a file to its cluster and to its name.
     let wrong_cluster = w.aws_decrypt("other", &d.join("ca-key.pem.encrypted"), "ca-key.pem");
     assert!(!wrong_cluster.status.success());
-    let wrong_file = w.aws_decrypt("prod", &d.join("ca-key.pem.encrypted"), "node-key.pem");
+    let wrong_file = w.aws_decrypt(
+        "prod",
+        &d.join("ca-key.pem.encrypted"),
+        "kube-proxy-key.pem",
+    );
     assert!(!wrong_file.status.success());
 
     // Nothing in the cluster directory is a plaintext private key.

@@ -380,6 +380,24 @@ fn apply_judge_destroy(c: &str, init: &[&str], topology: Topology) {
         decrypts, docs,
         "IAM role policies against docs/concepts/cluster.md"
     );
+    // Issue 12: a worker decrypts its bootstrap token and the keys of
+    // kube-proxy and flannel, nothing a master runs with.
+    assert_eq!(
+        decrypts["worker"],
+        [
+            "bootstrap-token-key.pem",
+            "flannel-key.pem",
+            "kube-proxy-key.pem"
+        ]
+        .map(String::from)
+        .into()
+    );
+    for master_only in &decrypts["controller"] {
+        assert!(
+            master_only == "bootstrap-token-key.pem" || !decrypts["worker"].contains(master_only),
+            "the worker may decrypt {master_only}"
+        );
+    }
     // Parliament, the IAM policy linter, finds nothing in the role
     // policies as IAM returns them.
     let findings = parliament(&read_back);

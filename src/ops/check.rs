@@ -23,6 +23,7 @@ use time::OffsetDateTime;
 use x509_parser::extensions::GeneralName;
 use x509_parser::prelude::{FromDer, X509Certificate};
 
+use crate::bootstrap_token;
 use crate::encryption;
 use crate::error::{Error, ErrorKind, Result};
 use crate::fsutil::{self, TEMP_PREFIX};
@@ -299,7 +300,7 @@ fn check_cert(
         }
     }
     let is_ca = cert.basic_constraints().ok().flatten().map(|b| b.value.ca);
-    match (spec.is_ca, is_ca) {
+    match (spec.signs(), is_ca) {
         (true, Some(true)) | (false, Some(false)) => {}
         (true, _) => f.fail(State::Invalid, "basicConstraints must say CA:TRUE"),
         (false, _) => f.fail(
@@ -319,7 +320,7 @@ fn check_cert(
             f.fail(State::Invalid, format!("key usage {u:?} missing"));
         }
     }
-    if !spec.is_ca && ku.is_some_and(|k| k.key_cert_sign()) {
+    if !spec.signs() && ku.is_some_and(|k| k.key_cert_sign()) {
         f.fail(
             State::Invalid,
             "a leaf certificate may not sign certificates",
@@ -547,7 +548,7 @@ pub fn cluster_check(
                 }
             }
             // Nothing public: the key check below opens and validates it.
-            _ if spec.material == Material::EncryptionConfig => {
+            _ if !spec.is_key_pair() => {
                 let path = dir.file(&layout::encrypted_key_name(spec.stem));
                 if !fsutil::present(&path) {
                     f.fail(
@@ -605,10 +606,17 @@ pub fn cluster_check(
                     // What the plaintext holds is judged after the key that
                     // sealed it (below): a key kaws did not seal is named as
                     // such, whatever it holds.
-                    let public = if spec.material == Material::EncryptionConfig {
-                        encryption::validate(&opened.secret, &what).map(|_| Vec::new())
-                    } else {
-                        PrivateKey::from_secret(&opened.secret, &what).map(|k| k.public_key_der())
+                    let public = match spec.material {
+                        Material::EncryptionConfig => {
+                            encryption::validate(&opened.secret, &what).map(|_| Vec::new())
+                        }
+                        Material::BootstrapToken => {
+                            bootstrap_token::validate(&opened.secret, &what).map(|_| Vec::new())
+                        }
+                        Material::Certificate | Material::KeyPair => {
+                            PrivateKey::from_secret(&opened.secret, &what)
+                                .map(|k| k.public_key_der())
+                        }
                     };
                     Ok::<_, Error>((public, opened.key_id))
                 }

@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 
 use futures::future::try_join_all;
 
+use crate::bootstrap_token;
 use crate::encryption;
 use crate::error::{Error, Result};
 use crate::fsutil::{self, Staging};
@@ -110,6 +111,7 @@ async fn make_pki(
             .map(|(spec, key)| async move {
                 let (secret, public) = match (spec.material, key) {
                     (Material::EncryptionConfig, _) => (encryption::new_config(), None),
+                    (Material::BootstrapToken, _) => (bootstrap_token::new_token(), None),
                     (_, None) => return Err(missing()),
                     (Material::Certificate, Some(key)) => {
                         let ca = cas
@@ -630,6 +632,15 @@ pub fn cluster_renew(repo: &Repo, opts: ClusterRenew) -> Result<Vec<String>> {
                 }
                 continue;
             }
+            if spec.material == Material::BootstrapToken {
+                // A new token with --new-keys; the old one's Secret stays in
+                // kube-system until an administrator deletes it
+                // (docs/concepts/security.md).
+                if have.is_none() || opts.new_keys {
+                    fresh_secrets.push((spec, bootstrap_token::new_token()));
+                }
+                continue;
+            }
             let ca = cas
                 .iter()
                 .find(|c| c.row.stem == spec.issuer)
@@ -735,7 +746,7 @@ pub(crate) fn public_file_name(spec: &CertSpec) -> Option<String> {
     match spec.material {
         Material::Certificate => Some(layout::cert_name(spec.stem)),
         Material::KeyPair => Some(format!("{}.pub", spec.stem)),
-        Material::EncryptionConfig => None,
+        Material::EncryptionConfig | Material::BootstrapToken => None,
     }
 }
 

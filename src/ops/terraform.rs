@@ -191,7 +191,7 @@ fn check_public_files(dir: &crate::layout::ClusterDir) -> Result<()> {
                 x509::decode_pem(&x509::read_pem_file(&p)?, "PUBLIC KEY", &p)?;
             }
             // Only its ciphertext: Terraform hands it to the masters as is.
-            pki::Material::EncryptionConfig => {}
+            pki::Material::EncryptionConfig | pki::Material::BootstrapToken => {}
         }
     }
     Ok(())

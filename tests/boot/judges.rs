@@ -126,6 +126,24 @@ pub fn shellcheck(work: &Path, s: &Server) {
     }
 }
 
+/// `kubectl config view` on a kubeconfig a server receives: kubectl, the
+/// client library the kubelet and kube-proxy share, must load it (a
+/// `tokenFile` or key path it names need not exist to be read).
+pub fn kubectl_config_view(kubeconfig: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("kubeconfig");
+    std::fs::write(&file, kubeconfig).unwrap();
+    let out = Command::new("kubectl")
+        .args(["config", "view", "-o", "json", "--kubeconfig"])
+        .arg(&file)
+        .output()
+        .expect("kubectl is installed");
+    assert!(out.status.success(), "kubectl config view:\n{}", text(&out));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["current-context"], "default", "{kubeconfig}");
+    assert_eq!(v["users"].as_array().map(Vec::len), Some(1), "{kubeconfig}");
+}
+
 /// A unit's ExecStart= with continuation lines joined, as systemd reads it.
 pub fn exec_start(unit: &str) -> Vec<String> {
     let joined = unit.replace("\\\n", " ");

@@ -18,7 +18,12 @@ locals {
     "front-proxy-ca.pem"     = var.front_proxy_ca_cert
     "front-proxy-client.pem" = var.front_proxy_client_cert
     "apiserver.pem"          = var.apiserver_cert
-    "node.pem"               = var.node_cert
+    "kubelet-signer.pem"     = var.kubelet_signer_cert
+    "kube-proxy.pem"         = var.kube_proxy_cert
+    "flannel.pem"            = var.flannel_cert
+    # kube-apiserver's --client-ca-file: the cluster CA and the kubelet
+    # signer, which signs the kubelets' certificates (they send no chain).
+    "client-ca.pem"          = "${trimspace(var.ca_cert)}\n${trimspace(var.kubelet_signer_cert)}\n"
     "etcd.pem"               = var.etcd_cert
     "etcd-client.pem"        = var.etcd_client_cert
     "controller-manager.pem" = var.controller_manager_cert
@@ -35,8 +40,9 @@ locals {
       "ca.pem", "etcd-ca.pem", "front-proxy-ca.pem", "front-proxy-client.pem",
       "apiserver.pem", "etcd-client.pem", "service-account.pub",
       "controller-manager.pem", "scheduler.pem", "bootstrap.pem",
+      "kubelet-signer.pem", "client-ca.pem",
     ]
-    worker = ["ca.pem", "node.pem"]
+    worker = ["ca.pem", "kube-proxy.pem", "flannel.pem"]
   }
   role_keys = {
     etcd = ["etcd-key.pem"]
@@ -46,8 +52,11 @@ locals {
       "front-proxy-client-key.pem",
       # The EncryptionConfiguration with its secretbox keys, not a key pair.
       "secrets-encryption-key.pem",
+      # Issue 12: kubelets' client CSRs; the token becomes its kube-system Secret.
+      "kubelet-signer-key.pem", "bootstrap-token-key.pem",
     ]
-    worker = ["node-key.pem"]
+    # Issue 12: a worker holds no node identity, only what asks for one.
+    worker = ["bootstrap-token-key.pem", "kube-proxy-key.pem", "flannel-key.pem"]
   }
 }
 

@@ -94,10 +94,19 @@ locals {
       user    = user
     })
   }
-  node_kubeconfig = templatefile("${path.module}/templates/kubeconfig.yaml.tftpl", {
-    cluster = var.cluster
-    server  = local.api_endpoint
-    user    = "node"
+  # Issue 12: each worker component its own identity; the kubelet starts from
+  # the bootstrap token (a tokenFile in tmpfs) and writes its own kubeconfig.
+  worker_kubeconfigs = merge({
+    for user in ["kube-proxy", "flannel"] : "${user}.kubeconfig" => templatefile("${path.module}/templates/kubeconfig.yaml.tftpl", {
+      cluster = var.cluster
+      server  = local.api_endpoint
+      user    = user
+    })
+    }, {
+    "kubelet-bootstrap.kubeconfig" = templatefile("${path.module}/templates/kubelet-bootstrap.kubeconfig.tftpl", {
+      cluster = var.cluster
+      server  = local.api_endpoint
+    })
   })
 
   # Objects kaws-addons applies to the API at every master boot: RBAC, then
@@ -159,14 +168,14 @@ locals {
       audit_policy     = file("${path.module}/templates/audit-policy.yaml")
     })
     worker = templatefile("${path.module}/templates/worker.ign.tftpl", {
-      cluster         = var.cluster
-      common_files    = local.common_files["worker"]
-      common_units    = local.common_units["worker"]
-      images          = local.images
-      downloads       = local.downloads
-      cluster_dns     = local.cluster_dns
-      pod_cidr        = var.pod_cidr
-      node_kubeconfig = local.node_kubeconfig
+      cluster      = var.cluster
+      common_files = local.common_files["worker"]
+      common_units = local.common_units["worker"]
+      images       = local.images
+      downloads    = local.downloads
+      cluster_dns  = local.cluster_dns
+      pod_cidr     = var.pod_cidr
+      kubeconfigs  = local.worker_kubeconfigs
     })
   }
   etcd_ignition = [

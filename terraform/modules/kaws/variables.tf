@@ -226,9 +226,21 @@ variable "apiserver_cert" {
   description = "PEM of the kube-apiserver certificate (also the masters' client identity towards kubelets)"
 }
 
-variable "node_cert" {
+# Per-node identity (issue 12): kubelets bootstrap with a token and get their
+# own certificates from the kubelet signer; kube-proxy and flannel have their own.
+variable "kubelet_signer_cert" {
   type        = string
-  description = "PEM of the certificate shared by all nodes (kubelet, kube-proxy, flannel)"
+  description = "PEM of the intermediate CA (under the cluster CA) with which kube-controller-manager signs kubelets' client certificates"
+}
+
+variable "kube_proxy_cert" {
+  type        = string
+  description = "PEM of kube-proxy's client certificate (CN system:kube-proxy)"
+}
+
+variable "flannel_cert" {
+  type        = string
+  description = "PEM of flanneld's client certificate (CN kaws:flannel)"
 }
 
 variable "etcd_cert" {
@@ -263,7 +275,7 @@ variable "service_account_pub" {
 
 variable "encrypted_keys" {
   type        = map(string)
-  description = "Base64 of the raw KMS CiphertextBlob of each private key, keyed by plaintext file name (apiserver-key.pem, node-key.pem, etcd-key.pem, etcd-client-key.pem, service-account-key.pem, controller-manager-key.pem, scheduler-key.pem, bootstrap-key.pem, front-proxy-client-key.pem, secrets-encryption-key.pem: the apiserver's EncryptionConfiguration, sealed whole)"
+  description = "Base64 of the raw KMS CiphertextBlob of each private key, keyed by plaintext file name (apiserver-key.pem, kubelet-signer-key.pem, kube-proxy-key.pem, flannel-key.pem, bootstrap-token-key.pem (the workers' bootstrap token), etcd-key.pem, etcd-client-key.pem, service-account-key.pem, controller-manager-key.pem, scheduler-key.pem, bootstrap-key.pem, front-proxy-client-key.pem, secrets-encryption-key.pem: the apiserver's EncryptionConfiguration, sealed whole)"
 
   validation {
     # ca-key.pem, etcd-ca-key.pem, front-proxy-ca-key.pem: every CA's key.
@@ -274,13 +286,14 @@ variable "encrypted_keys" {
   validation {
     condition = length(setsubtract(
       [
-        "apiserver-key.pem", "node-key.pem", "etcd-key.pem", "etcd-client-key.pem", "service-account-key.pem",
+        "apiserver-key.pem", "kubelet-signer-key.pem", "kube-proxy-key.pem", "flannel-key.pem",
+        "bootstrap-token-key.pem", "etcd-key.pem", "etcd-client-key.pem", "service-account-key.pem",
         "controller-manager-key.pem", "scheduler-key.pem", "bootstrap-key.pem",
         "front-proxy-client-key.pem", "secrets-encryption-key.pem",
       ],
       keys(var.encrypted_keys),
     )) == 0
-    error_message = "encrypted_keys must hold apiserver-key.pem, node-key.pem, etcd-key.pem, etcd-client-key.pem, service-account-key.pem, controller-manager-key.pem, scheduler-key.pem, bootstrap-key.pem, front-proxy-client-key.pem and secrets-encryption-key.pem."
+    error_message = "encrypted_keys must hold apiserver-key.pem, kubelet-signer-key.pem, kube-proxy-key.pem, flannel-key.pem, bootstrap-token-key.pem, etcd-key.pem, etcd-client-key.pem, service-account-key.pem, controller-manager-key.pem, scheduler-key.pem, bootstrap-key.pem, front-proxy-client-key.pem and secrets-encryption-key.pem."
   }
 
   validation {

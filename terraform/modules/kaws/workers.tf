@@ -1,5 +1,6 @@
-# Nodes: kubelet, kube-proxy and flannel in an autoscaling group. They share one
-# node certificate; its key is decrypted at boot into /run/kaws/node-key.pem.
+# Nodes: kubelet, kube-proxy and flannel in an autoscaling group. Each kubelet
+# joins with the bootstrap token (decrypted at boot into /run/kaws) and gets a
+# certificate of its own; kube-proxy and flannel have their own keys.
 
 resource "aws_launch_template" "worker" {
   name_prefix   = "${var.cluster}-worker-"

@@ -1,6 +1,7 @@
 #!/bin/bash
-# kaws-addons: apply kaws' objects (RBAC, cluster DNS) to the local
-# kube-apiserver with the bootstrap certificate (O system:masters).
+# kaws-addons: apply kaws' objects (RBAC, cluster DNS) and the workers'
+# bootstrap token Secret to the local kube-apiserver with the bootstrap
+# certificate (O system:masters).
 #
 # Runs at every master boot from kaws-addons.service, after kaws-keys.service.
 # /etc/kaws/addons/index lists "<file> <API path>" per object, in order.
@@ -33,6 +34,30 @@ retry() { # what, command...
 }
 
 retry "kube-apiserver at $api ready" api_curl "$api/readyz"
+
+# The bootstrap token (issue 12), decrypted into tmpfs: its Secret, sent on
+# stdin so the token is in no argument list and no file but its own.
+token_file=$key_dir/bootstrap-token-key.pem
+token_secret() {
+  local token id
+  token=$(<"$token_file")
+  id=${token%%.*}
+  printf '{"apiVersion":"v1","kind":"Secret","type":"bootstrap.kubernetes.io/token",'
+  printf '"metadata":{"name":"bootstrap-token-%s","namespace":"kube-system"},' "$id"
+  printf '"stringData":{"token-id":"%s","token-secret":"%s",' "$id" "${token#*.}"
+  printf '"usage-bootstrap-authentication":"true","description":"kaws: workers join with it"}}'
+}
+apply_token() {
+  local id
+  id=$(cut -d. -f1 <"$token_file")
+  token_secret | api_curl -X PATCH \
+    -H 'Content-Type: application/apply-patch+yaml' --data-binary @- \
+    "$api/api/v1/namespaces/kube-system/secrets/bootstrap-token-$id?fieldManager=kaws&force=true"
+}
+if [ -e "$token_file" ]; then
+  retry "apply the bootstrap token's Secret" apply_token
+  echo "kaws-addons: applied the bootstrap token's Secret"
+fi
 
 while read -r file path; do
   retry "apply $path" api_curl -X PATCH \

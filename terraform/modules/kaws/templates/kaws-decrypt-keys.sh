@@ -105,7 +105,8 @@ decrypt_key() { # name
     -H 'X-Amz-Target: TrentService.Decrypt' \
     --data-binary "{\"CiphertextBlob\":\"$blob\",\"EncryptionContext\":{\"kaws:cluster\":\"$KAWS_CLUSTER\",\"kaws:file\":\"$1\"}}" \
     "$kms/" | json_string Plaintext | base64 -d >"$tmp" &&
-    grep -q -- '-----BEGIN' "$tmp"; then
+    # Every secret is PEM-framed but the bootstrap token, <id>.<secret>.
+    [ -s "$tmp" ] && { grep -q -- '-----BEGIN' "$tmp" || [ "$1" = bootstrap-token-key.pem ]; }; then
     chmod 0600 "$tmp" && mv -f "$tmp" "$key_dir/$1"
   else
     rm -f "$tmp"
