@@ -230,7 +230,7 @@ fn apply_judge_destroy(c: &str, init: &[&str], topology: Topology) {
         // Ignition config, not gzip, within the module's limit.
         let ud = b64decode(data["UserData"].as_str().unwrap_or(""));
         assert!(ud.starts_with(b"{\"ignition\""), "plain Ignition JSON");
-        assert!(ud.len() <= 12 * 1024, "{} bytes", ud.len());
+        assert!(ud.len() <= 14 * 1024, "{} bytes", ud.len());
     }
     assert_eq!(templates, 2);
 

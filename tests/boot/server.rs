@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 /// EC2 refuses raw user data over 16 KiB; kaws keeps this much headroom.
-pub const USER_DATA_LIMIT: usize = 12 * 1024;
+pub const USER_DATA_LIMIT: usize = 14 * 1024;
 
 /// The Ignition binary of Debian's `ignition` package (in its initramfs module).
 pub fn ignition_bin() -> PathBuf {

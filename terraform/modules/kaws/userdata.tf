@@ -8,8 +8,10 @@
 # which keeps the raw user data of every role far below EC2's 16 KiB.
 
 locals {
-  # Raw user data larger than this fails the plan: headroom under EC2's 16 KiB.
-  user_data_limit = 12288
+  # Raw user data larger than this fails the plan: 2 KiB of headroom under
+  # EC2's 16 KiB (16,384 bytes raw, before base64). It was 12 KiB until the
+  # refresh timer and the per-node identity pushed the controller to 12.8 KiB.
+  user_data_limit = 14336
 
   # The name a server's region has in endpoints (data.aws_region's name).
   region = data.aws_region.current.name
@@ -225,16 +227,21 @@ locals {
     etcd = { "etcd-member.service" = ["etcd-ca.pem", "etcd.pem", "etcd-key.pem"] }
     controller = {
       "kube-apiserver.service" = [
-        "ca.pem", "apiserver.pem", "apiserver-key.pem", "etcd-ca.pem", "etcd-client.pem",
+        "client-ca.pem", "apiserver.pem", "apiserver-key.pem", "etcd-ca.pem", "etcd-client.pem",
         "etcd-client-key.pem", "front-proxy-ca.pem", "front-proxy-client.pem",
         "front-proxy-client-key.pem", "secrets-encryption-key.pem", "service-account.pub",
         "service-account-key.pem",
       ]
-      "kube-controller-manager.service" = ["ca.pem", "controller-manager.pem", "controller-manager-key.pem", "service-account-key.pem"]
-      "kube-scheduler.service"          = ["ca.pem", "scheduler.pem", "scheduler-key.pem"]
+      "kube-controller-manager.service" = [
+        "ca.pem", "controller-manager.pem", "controller-manager-key.pem", "service-account-key.pem",
+        "kubelet-signer.pem", "kubelet-signer-key.pem",
+      ]
+      "kube-scheduler.service" = ["ca.pem", "scheduler.pem", "scheduler-key.pem"]
     }
     worker = {
-      for unit in ["kubelet.service", "kube-proxy.service", "flanneld.service"] : unit => ["ca.pem", "node.pem", "node-key.pem"]
+      "kubelet.service"    = ["ca.pem", "bootstrap-token-key.pem"]
+      "kube-proxy.service" = ["ca.pem", "kube-proxy.pem", "kube-proxy-key.pem"]
+      "flanneld.service"   = ["ca.pem", "flannel.pem", "flannel-key.pem"]
     }
   }
 
