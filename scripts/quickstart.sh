@@ -75,7 +75,7 @@ kaws cluster init demo --domain quickstart.example.com --zone-id "$zone_id" --km
 
 step "openssl, an independent judge, verifies each chain against its own CA"
 (cd clusters/demo &&
-  openssl verify -CAfile ca.pem apiserver.pem node.pem &&
+  openssl verify -CAfile ca.pem apiserver.pem kube-proxy.pem flannel.pem kubelet-signer.pem &&
   openssl verify -CAfile etcd-ca.pem etcd.pem etcd-client.pem &&
   openssl verify -CAfile front-proxy-ca.pem front-proxy-client.pem)
 

@@ -250,7 +250,7 @@ fn check_warn_days_exits_8_when_a_certificate_ends_within_n_days() {
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     // A failure wins: 6, whatever N.
     let d = w.cluster_dir("wd");
-    std::fs::write(d.join("node.pem"), b"not a certificate").unwrap();
+    std::fs::write(d.join("kube-proxy.pem"), b"not a certificate").unwrap();
     let (out, _) = check(&["--warn-days", "400"]);
     assert_eq!(out.status.code(), Some(6), "{}", stderr(&out));
 }

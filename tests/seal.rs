@@ -201,13 +201,13 @@ fn committed_changes_are_listed_and_refused_until_accepted_then_sealed() {
     };
 
     // A certificate.
-    let node = std::fs::read(dir.join("node.pem")).unwrap();
-    std::fs::copy(dir.join("apiserver.pem"), dir.join("node.pem")).unwrap();
+    let proxy = std::fs::read(dir.join("kube-proxy.pem")).unwrap();
+    std::fs::copy(dir.join("apiserver.pem"), dir.join("kube-proxy.pem")).unwrap();
     refused(
         &["cluster", "renew", "prod"],
-        &["clusters/prod/node.pem: changed"],
+        &["clusters/prod/kube-proxy.pem: changed"],
     );
-    std::fs::write(dir.join("node.pem"), &node).unwrap();
+    std::fs::write(dir.join("kube-proxy.pem"), &proxy).unwrap();
 
     // Settings: ami and domain, shown value by value.
     std::fs::write(
