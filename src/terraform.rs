@@ -132,6 +132,37 @@ pub fn entry_point(settings: &ClusterSettings, source: &str) -> String {
 
 const ENTRY_POINT: &str = include_str!("entry_point.tf.in");
 
+/// What the module needs from the certificate table, as the cluster's
+/// `pki.auto.tfvars.json`: which public files each server role fetches
+/// (`role_certs`), which keys it may fetch and decrypt (`role_keys`, the
+/// IAM policies' `kaws:file` values), and how many etcd servers there are
+/// (whose names the etcd certificate holds). The entry point reads each
+/// file these maps name, so adding a row to the table is all it takes.
+pub fn pki_vars() -> String {
+    use crate::policy::{cert_files, key_files, SERVER_ROLES};
+    use std::collections::BTreeMap;
+    #[derive(serde::Serialize)]
+    struct PkiVars {
+        etcd_count: usize,
+        role_certs: BTreeMap<&'static str, Vec<String>>,
+        role_keys: BTreeMap<&'static str, Vec<String>>,
+    }
+    let vars = PkiVars {
+        etcd_count: crate::pki::ETCD_SERVERS,
+        role_certs: SERVER_ROLES
+            .iter()
+            .map(|(role, holder)| (*role, cert_files(*holder)))
+            .collect(),
+        role_keys: SERVER_ROLES
+            .iter()
+            .map(|(role, holder)| (*role, key_files(*holder)))
+            .collect(),
+    };
+    let mut out = serde_json::to_string_pretty(&vars).unwrap_or_default();
+    out.push('\n');
+    out
+}
+
 /// The first Terraform that accepts the S3 backend's `use_lockfile`
 /// (generally available from 1.11).
 pub const S3_LOCKFILE_VERSION: (u32, u32, u32) = (1, 10, 0);
@@ -303,7 +334,8 @@ fn expected_in_cluster(name: &str) -> bool {
     use crate::layout;
     if [
         layout::SETTINGS_FILE,
-        "main.tf",
+        layout::ENTRY_POINT_FILE,
+        layout::PKI_VARS_FILE,
         "terraform.tfstate",
         "terraform.tfstate.backup",
         ".terraform.lock.hcl",
@@ -319,12 +351,9 @@ fn expected_in_cluster(name: &str) -> bool {
     for spec in crate::pki::CLUSTER_CERTS {
         // The encryption configuration has no public file: only its
         // ciphertext.
-        let public = match spec.material {
-            crate::pki::Material::Certificate => Some(layout::cert_name(spec.stem)),
-            crate::pki::Material::KeyPair => Some(format!("{}.pub", spec.stem)),
-            crate::pki::Material::EncryptionConfig => None,
-        };
-        if public.is_some_and(|p| name == p) || name == layout::encrypted_key_name(spec.stem) {
+        if layout::public_file_name(spec).is_some_and(|p| name == p)
+            || name == layout::encrypted_key_name(spec.stem)
+        {
             return true;
         }
     }

@@ -997,6 +997,21 @@ fn c3_m4_plan_runs_no_code_kaws_did_not_write() {
         refused(name, name);
         std::fs::remove_file(dir.join(name)).unwrap();
     }
+    // The table's maps: a role granted a CA's key, a file read from elsewhere.
+    let vars_path = dir.join("pki.auto.tfvars.json");
+    let vars = std::fs::read_to_string(&vars_path).unwrap();
+    for changed in [
+        vars.replacen("\"node-key.pem\"", "\"node-key.pem\", \"ca-key.pem\"", 1),
+        vars.replacen("\"node.pem\"", "\"node.pem\", \"../../../etc/passwd\"", 1),
+    ] {
+        assert_ne!(changed, vars);
+        std::fs::write(&vars_path, &changed).unwrap();
+        refused(
+            "pki.auto.tfvars.json",
+            "pki.auto.tfvars.json: is not what kaws writes",
+        );
+    }
+    std::fs::write(&vars_path, &vars).unwrap();
     let plugins = dir.join("terraform.d");
     std::fs::create_dir(&plugins).unwrap();
     refused("terraform.d", "terraform.d (a directory)");

@@ -185,8 +185,12 @@ fn block_on_cluster_init(
         };
         put(layout::SETTINGS_FILE.to_string(), &settings.to_json())?;
         put(
-            "main.tf".to_string(),
+            layout::ENTRY_POINT_FILE.to_string(),
             terraform::entry_point(settings, source).as_bytes(),
+        )?;
+        put(
+            layout::PKI_VARS_FILE.to_string(),
+            terraform::pki_vars().as_bytes(),
         )?;
         for (m, blob) in made.iter().zip(&sealed) {
             if let (Some(name), Some(public)) = (public_file_name(m.spec), &m.public) {
@@ -514,24 +518,22 @@ pub fn cluster_renew(repo: &Repo, opts: ClusterRenew) -> Result<Vec<String>> {
         // The entry point of an older cluster does not pass the new files.
         let source = RepoConfig::load(&repo.marker())?.terraform_source;
         rewrite.write(
-            "main.tf",
+            layout::ENTRY_POINT_FILE,
             terraform::entry_point(&settings, &source).as_bytes(),
         )?;
-        written.push("main.tf".to_string());
+        written.push(layout::ENTRY_POINT_FILE.to_string());
+        // Nor does it have the table's maps of who reads what.
+        rewrite.write(layout::PKI_VARS_FILE, terraform::pki_vars().as_bytes())?;
+        written.push(layout::PKI_VARS_FILE.to_string());
         tracing::info!(rows = ?created, "created what the cluster did not have yet");
     }
     rewrite.commit()?;
     Ok(written)
 }
 
-/// The public half of a row: its certificate, `<stem>.pub` for a bare key
-/// pair, nothing for the encryption configuration.
+/// The public half of a row (see [`layout::public_file_name`]).
 pub(crate) fn public_file_name(spec: &CertSpec) -> Option<String> {
-    match spec.material {
-        Material::Certificate => Some(layout::cert_name(spec.stem)),
-        Material::KeyPair => Some(format!("{}.pub", spec.stem)),
-        Material::EncryptionConfig => None,
-    }
+    layout::public_file_name(spec)
 }
 
 /// Rows of the table a cluster lacks (it was made by an older kaws), as an

@@ -118,6 +118,7 @@ fn preflight(
             entry.display()
         )));
     }
+    check_pki_vars(dir)?;
     check_public_files(dir)?;
     let module = terraform::read_module(repo.root())?;
     let concerns = if cfg.terraform_source != terraform::DEFAULT_SOURCE {
@@ -148,6 +149,50 @@ fn preflight(
         }
     }
     Ok((main, module))
+}
+
+/// `pki.auto.tfvars.json` names the files the entry point reads and the
+/// keys each role may decrypt: it must be exactly what this kaws derives
+/// from its certificate table.
+fn check_pki_vars(dir: &crate::layout::ClusterDir) -> Result<()> {
+    let path = dir.pki_vars();
+    let hint = "nothing was run; restore it from git (`git checkout -- <file>`) and find out who changed it; if an older kaws wrote it, remove it: the next command writes the one this kaws derives from its certificate table";
+    let bytes = fsutil::read_limited(&path, 64 * 1024, "a Terraform variables file", hint)?;
+    if bytes != terraform::pki_vars().as_bytes() {
+        return Err(Error::input(format!(
+            "{}: is not what kaws writes from its certificate table (which role reads and decrypts which file)",
+            path.display()
+        ))
+        .with_hint(hint));
+    }
+    Ok(())
+}
+
+/// Write what a cluster made by an older kaws lacks and this kaws derives
+/// from its own table: `pki.auto.tfvars.json`. Never replaces a file (a
+/// changed one is refused by `preflight`). Takes the cluster's lock for the
+/// write unless the caller holds it.
+fn write_derived_files(repo: &Repo, dir: &crate::layout::ClusterDir, locked: bool) -> Result<()> {
+    let path = dir.pki_vars();
+    if fsutil::present(&path) {
+        return Ok(());
+    }
+    let _lock = if locked {
+        None
+    } else {
+        Some(crate::lock::acquire(
+            &repo.lock_file(dir.name()),
+            &format!("writing {}", path.display()),
+        )?)
+    };
+    if !fsutil::present(&path) {
+        fsutil::write_new(&path, terraform::pki_vars().as_bytes(), Mode::Public)?;
+        tracing::warn!(
+            "wrote {}: what the module needs from kaws' certificate table; commit it",
+            path.display()
+        );
+    }
+    Ok(())
 }
 
 /// The certificates `main.tf` hands to the servers: each exactly one PEM
@@ -333,6 +378,7 @@ pub fn cluster_topology_change(
     // As in cluster_terraform: an older cluster hears "run renew" first.
     dir.require()?;
     super::cluster::require_every_row(&dir)?;
+    write_derived_files(repo, &dir, false)?;
     ensure_init(repo, cluster, aws, accept_changes)?;
     let settings = ClusterSettings::load(&dir.settings())?;
     let program = terraform::program()?;
@@ -381,6 +427,7 @@ pub fn cluster_terraform(repo: &Repo, opts: &ClusterTerraform) -> Result<i32> {
     // told to run `kaws cluster renew` first, whatever the command.
     dir.require()?;
     super::cluster::require_every_row(&dir)?;
+    write_derived_files(repo, &dir, _lock.is_some())?;
     ensure_init(repo, &opts.cluster, &opts.aws, opts.accept_changes)?;
     let settings = ClusterSettings::load(&dir.settings())?;
     let program = terraform::program()?;
