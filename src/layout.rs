@@ -7,7 +7,7 @@
 //! <repo>/terraform/                      the Terraform module kaws ships
 //! <repo>/clusters/<cluster>/             one directory per cluster
 //!     terraform.tfvars.json              the cluster's settings
-//!     main.tf                            the cluster's Terraform entry point
+//!     main.tf.json                       the cluster's Terraform entry point
 //!     pki.auto.tfvars.json               what the module needs from the certificate table
 //!     <cert>.pem                         certificates (public)
 //!     <cert>-key.pem.encrypted           KMS ciphertext of a private key
@@ -351,8 +351,12 @@ impl ClusterDir {
 
 pub const SETTINGS_FILE: &str = "terraform.tfvars.json";
 
-/// The cluster's Terraform entry point.
-pub const ENTRY_POINT_FILE: &str = "main.tf";
+/// The cluster's Terraform entry point, JSON written with serde.
+pub const ENTRY_POINT_FILE: &str = "main.tf.json";
+
+/// Where older kaws versions wrote the entry point, as HCL. The next command
+/// that runs Terraform replaces it with [`ENTRY_POINT_FILE`].
+pub const OLD_ENTRY_POINT_FILE: &str = "main.tf";
 
 /// What the module needs from the certificate table (which role reads and
 /// decrypts which file, the number of etcd servers), written by kaws from

@@ -374,7 +374,8 @@ fn cluster_pki_is_valid_by_openssl_and_decrypts_with_the_aws_cli() {
     assert_eq!(settings["kms_key_id"], key.as_str());
     assert_eq!(settings["region"], REGION);
     assert_eq!(settings["domain"], "example.com");
-    assert!(d.join("main.tf").is_file());
+    assert!(d.join("main.tf.json").is_file());
+    assert!(!d.join("main.tf").exists());
 
     // A second init of the same cluster is refused and changes nothing.
     let before = w.snapshot();
@@ -404,10 +405,11 @@ fn rsa_keys_on_request() {
 const NEWER_ROWS: &[&str] = &["etcd-ca", "front-proxy-ca", "front-proxy-client"];
 
 /// A cluster made before the etcd and front-proxy CAs existed (their files
-/// removed, and main.tf without them): check, plan and apply say what to
-/// run and change nothing; `cluster renew` makes the CAs and the front
-/// proxy's client, re-signs etcd's certificates with the new etcd CA
-/// keeping their keys, writes main.tf again, and check is then clean.
+/// removed, and an HCL main.tf): check, plan and apply say what to run and
+/// change nothing; `cluster renew` makes the CAs and the front proxy's
+/// client, re-signs etcd's certificates with the new etcd CA keeping their
+/// keys, replaces main.tf with main.tf.json, writes pki.auto.tfvars.json,
+/// and check is then clean.
 #[test]
 fn a_cluster_from_before_the_etcd_ca_is_told_to_renew_and_renew_upgrades_it() {
     let w = World::new();
@@ -420,19 +422,13 @@ fn a_cluster_from_before_the_etcd_ca_is_told_to_renew_and_renew_upgrades_it() {
     }
     // Nor secrets at rest.
     std::fs::remove_file(d.join("secrets-encryption-key.pem.encrypted")).unwrap();
-    let main_tf = std::fs::read_to_string(d.join("main.tf")).unwrap();
+    // An older kaws wrote its entry point as HCL main.tf, and no
+    // pki.auto.tfvars.json: renew writes both of this kaws.
+    std::fs::remove_file(d.join("main.tf.json")).unwrap();
+    std::fs::remove_file(d.join("pki.auto.tfvars.json")).unwrap();
     std::fs::write(
         d.join("main.tf"),
-        main_tf
-            .lines()
-            .filter(|l| {
-                !NEWER_ROWS
-                    .iter()
-                    .chain(&["secrets-encryption"])
-                    .any(|r| l.contains(&format!("/{r}")))
-            })
-            .collect::<Vec<_>>()
-            .join("\n"),
+        "# the HCL entry point of an older kaws\n",
     )
     .unwrap();
     let before = w.snapshot();
@@ -471,7 +467,7 @@ fn a_cluster_from_before_the_etcd_ca_is_told_to_renew_and_renew_upgrades_it() {
         "etcd-ca-key.pem.encrypted",
         "front-proxy-client.pem",
         "secrets-encryption-key.pem.encrypted",
-        "main.tf",
+        "main.tf.json",
         "pki.auto.tfvars.json",
     ] {
         assert!(
@@ -483,6 +479,16 @@ fn a_cluster_from_before_the_etcd_ca_is_told_to_renew_and_renew_upgrades_it() {
     assert_eq!(
         encryption_keys(&decrypt(&w, "old", "secrets-encryption")).len(),
         1
+    );
+    assert!(!d.join("main.tf").exists(), "the HCL entry point is gone");
+    let printed = w
+        .kaws()
+        .args(["cluster", "entry-point", "old"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        std::fs::read(d.join("main.tf.json")).unwrap(),
+        printed.stdout
     );
     // The servers are handed the new files: the table's maps name them.
     let vars = std::fs::read_to_string(d.join("pki.auto.tfvars.json")).unwrap();
@@ -615,6 +621,11 @@ fn kms_failures_write_nothing() {
     assert_eq!(out.status.code(), Some(5), "{}", stderr(&out));
     assert!(stderr(&out).contains("disabled"), "{}", stderr(&out));
     assert_eq!(before, w.snapshot());
+    // Not even the lock of a cluster that does not exist.
+    for c in ["nokey", "disabled"] {
+        let lock = w.repo.join(format!("clusters/.{c}.lock"));
+        assert!(!lock.exists(), "{} left behind", lock.display());
+    }
 }
 
 #[test]

@@ -160,7 +160,10 @@ pub fn run(cmd: AdminCommand, global: &GlobalArgs) -> Result<ExitCode> {
         AdminCommand::Sign(a) => {
             let cluster = ClusterName::parse(&a.cluster)?;
             let name = AdminName::parse(&a.name)?;
+            // A CA operation never proceeds silently: without a terminal to
+            // ask on, only --yes signs.
             let interactive = !a.yes && std::io::stdin().is_terminal();
+            let mut unattended = false;
             let mut confirm = |p: &SignPrompt| -> bool {
                 use kaws::text::escape;
                 eprintln!("Cluster:     {}", p.cluster);
@@ -211,8 +214,12 @@ pub fn run(cmd: AdminCommand, global: &GlobalArgs) -> Result<ExitCode> {
                     p.days,
                     if p.renew { " (renewal)" } else { "" }
                 );
-                if !interactive {
+                if a.yes {
                     return true;
+                }
+                if !interactive {
+                    unattended = true;
+                    return false;
                 }
                 eprint!("Sign this certificate? [y/N] ");
                 let _ = std::io::stderr().flush();
@@ -220,7 +227,7 @@ pub fn run(cmd: AdminCommand, global: &GlobalArgs) -> Result<ExitCode> {
                 let _ = std::io::stdin().lock().read_line(&mut line);
                 matches!(line.trim(), "y" | "Y" | "yes" | "YES" | "Yes")
             };
-            let path = ops::admin_sign(
+            let signed = ops::admin_sign(
                 &repo,
                 AdminSign {
                     cluster,
@@ -231,7 +238,16 @@ pub fn run(cmd: AdminCommand, global: &GlobalArgs) -> Result<ExitCode> {
                     aws: global.aws(),
                     confirm: &mut confirm,
                 },
-            )?;
+            );
+            let path = match signed {
+                Err(_) if unattended => {
+                    return Err(kaws::error::Error::input(
+                        "not signed: standard input is not a terminal, so kaws cannot ask for confirmation; nothing was written",
+                    )
+                    .with_hint("review the request above, then sign in a terminal, or pass --yes to sign without asking"));
+                }
+                other => other?,
+            };
             crate::infoln!("Wrote {}", path.display());
             crate::infoln!(
                 "Commit it; the administrator then runs `kaws admin install {} {}`.",

@@ -29,12 +29,12 @@ the keys, renew the certificates with new keys."
     Apply(TerraformArgs),
     /// Destroy the cluster's AWS resources (terraform destroy)
     Destroy(TerraformArgs),
-    /// Print the Terraform entry point (main.tf) kaws writes for the cluster's settings
+    /// Print the Terraform entry point (main.tf.json) kaws writes for the cluster's settings
     #[command(
-        long_about = "Print, on standard output, the Terraform entry point (main.tf) this kaws \
+        long_about = "Print, on standard output, the Terraform entry point (main.tf.json) this kaws \
 writes for the cluster's settings and the repository's module source: the file every \
-Terraform command requires, byte for byte. Nothing is written: for a cluster whose main.tf \
-an older kaws wrote, redirect it to clusters/<cluster>/main.tf and review the diff."
+Terraform command requires, byte for byte. Nothing is written. A cluster whose HCL main.tf \
+an older kaws wrote has it replaced with main.tf.json by its next plan, apply or renew."
     )]
     EntryPoint(EntryPointArgs),
     /// Show the cluster's Terraform outputs: API endpoint, bastion, ids
@@ -64,7 +64,8 @@ bootstrap), each from its existing CA, for another full lifetime. The key pairs 
 unless --new-keys is given, in which case new keys are generated and sealed with the \
 cluster's KMS key, and the Secrets encryption configuration gets a new first key while its \
 old keys stay after it. What a cluster made by an older kaws lacks (the etcd or front-proxy \
-CA, the encryption configuration) is created, and main.tf is written again. All files change \
+CA, the encryption configuration) is created, and main.tf.json and pki.auto.tfvars.json \
+are written again (an HCL main.tf is replaced). All files change \
 in one atomic swap. Apply the cluster afterwards so the servers receive the new files. \
 Administrators renew with `kaws admin sign --renew`."
     )]
@@ -483,7 +484,7 @@ fn init(a: InitArgs, global: &GlobalArgs) -> Result<ExitCode> {
     if report.module_source != kaws::terraform::DEFAULT_SOURCE {
         // Not the module in this repository: say so, every time.
         eprintln!(
-            "note: main.tf uses the Terraform module at \"{}\" (from kaws.json), not this repository's terraform/modules/kaws; kaws cannot check it",
+            "note: main.tf.json uses the Terraform module at \"{}\" (from kaws.json), not this repository's terraform/modules/kaws; kaws cannot check it",
             kaws::text::escape(&report.module_source)
         );
     }
