@@ -1,6 +1,9 @@
 //! `kaws admin create|sign|install|list`, judged by openssl and kubectl,
 //! with a real mutual-TLS handshake against `openssl s_server`.
 
+// Tests and benches may unwrap: a panic is their failure report.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use common::*;

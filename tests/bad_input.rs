@@ -2,6 +2,9 @@
 //! exit, one clear message that names the file or value and says what to do,
 //! no panic, and a repository byte-identical to before.
 
+// Tests and benches may unwrap: a panic is their failure report.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use common::*;

@@ -2,6 +2,9 @@
 //! SIGKILL at random moments, KMS faults through a fault-injecting proxy,
 //! and a catalogue of bad inputs across every command.
 
+// Tests and benches may unwrap: a panic is their failure report.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 #[path = "common/proxy.rs"]
 mod proxy;

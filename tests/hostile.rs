@@ -3,6 +3,9 @@
 //! Terraform for C3): a committer's attack is refused or shown, nothing is
 //! certified, sealed or run for her, and the repository is left as it was.
 
+// Tests and benches may unwrap: a panic is their failure report.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use std::path::{Path, PathBuf};

@@ -1,6 +1,9 @@
 //! `kaws init`, `kaws cluster init` and `kaws cluster reencrypt`, judged by
 //! openssl and the aws CLI against a real moto server.
 
+// Tests and benches may unwrap: a panic is their failure report.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use common::*;

@@ -1,6 +1,9 @@
 //! Properties of the parsers that read files a stranger could write: CSRs,
 //! PEM, cluster settings, kubeconfigs; and of names and networks.
 
+// Tests and benches may unwrap: a panic is their failure report.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::path::Path;
 
 use kaws::kubeconfig::{merged, Credentials, Entry, ExecPlugin};

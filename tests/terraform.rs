@@ -1,6 +1,9 @@
 //! `kaws cluster plan|apply|destroy|output` with the real Terraform and the
 //! real AWS provider against moto, checked through the AWS API.
 
+// Tests and benches may unwrap: a panic is their failure report.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use common::*;

@@ -746,10 +746,19 @@ pub fn cluster_check(
         findings.push(settings_finding);
     }
 
-    let ca = cas
+    let Some(ca) = cas
         .iter()
         .find_map(|(s, c, _)| c.as_ref().filter(|_| s.stem == pki::CA.stem))
-        .expect("the cluster CA parsed, or check returned above");
+    else {
+        return Err(Error::new(
+            ErrorKind::CheckFailed,
+            format!(
+                "{}: the cluster CA could not be read",
+                dir.file(&layout::cert_name(pki::CA.stem)).display()
+            ),
+        )
+        .with_hint("restore ca.pem from git"));
+    };
     findings.extend(check_admins(&dir, cluster, ca, now)?);
 
     let Scan {

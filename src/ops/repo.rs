@@ -121,7 +121,8 @@ pub fn init(opts: &RepoInit) -> Result<PathBuf> {
         terraform_source: source,
     };
     let staging = Staging::new(&target)?;
-    let mut json = serde_json::to_vec_pretty(&cfg).expect("config serializes");
+    let mut json = serde_json::to_vec_pretty(&cfg)
+        .map_err(|e| Error::input(format!("could not write kaws.json: {e}")))?;
     json.push(b'\n');
     staging.write(MARKER, &json)?;
     staging.write(".gitignore", GITIGNORE.as_bytes())?;

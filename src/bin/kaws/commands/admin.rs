@@ -299,7 +299,7 @@ pub fn run(cmd: AdminCommand, global: &GlobalArgs) -> Result<ExitCode> {
             let list = ops::admin_list(&repo, &cluster)?;
             match a.output {
                 OutputFormat::Json => {
-                    let json = serde_json::to_string_pretty(&list).expect("serializes");
+                    let json = crate::commands::to_json(&list)?;
                     crate::outln!("{}", kaws::text::escape_json(&json));
                 }
                 OutputFormat::Text => {

@@ -233,10 +233,7 @@ pub fn run(cmd: ClusterCommand, global: &GlobalArgs) -> Result<ExitCode> {
             let cluster = ClusterName::parse(&a.cluster)?;
             let policy =
                 kaws::policy::key_policy(&cluster, &a.administrators, a.account.as_deref())?;
-            crate::outln!(
-                "{}",
-                serde_json::to_string_pretty(&policy).expect("serializes")
-            );
+            crate::outln!("{}", crate::commands::to_json(&policy)?);
             Ok(ExitCode::SUCCESS)
         }
         ClusterCommand::EntryPoint(a) => {
@@ -284,7 +281,7 @@ fn check(a: CheckArgs, global: &GlobalArgs) -> Result<ExitCode> {
     match a.output {
         OutputFormat::Json => crate::outln!(
             "{}",
-            kaws::text::escape_json(&serde_json::to_string_pretty(&report).expect("serializes"))
+            kaws::text::escape_json(&crate::commands::to_json(&report)?)
         ),
         OutputFormat::Text => {
             let mut out = String::new();
