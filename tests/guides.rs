@@ -101,7 +101,10 @@ fn guides() -> Vec<Guide> {
             // terminal, so it answers with --yes.
             fill: &[
                 (EXAMPLE_FINGERPRINT, ALICE_FINGERPRINT),
-                ("kaws admin sign prod alice ", "kaws admin sign prod alice --yes "),
+                (
+                    "kaws admin sign prod alice ",
+                    "kaws admin sign prod alice --yes ",
+                ),
             ],
         },
         Guide {
@@ -109,7 +112,10 @@ fn guides() -> Vec<Guide> {
             cwd: "infra",
             fill: &[
                 (OPS_EXAMPLE_FINGERPRINT, OPS_FINGERPRINT),
-                ("kaws admin sign prod ops ", "kaws admin sign prod ops --yes "),
+                (
+                    "kaws admin sign prod ops ",
+                    "kaws admin sign prod ops --yes ",
+                ),
             ],
         },
         Guide {
@@ -139,7 +145,10 @@ fn guides() -> Vec<Guide> {
             // terminal, so it answers with --yes.
             fill: &[
                 (EXAMPLE_FINGERPRINT, ALICE_FINGERPRINT),
-                ("kaws admin sign prod alice ", "kaws admin sign prod alice --yes "),
+                (
+                    "kaws admin sign prod alice ",
+                    "kaws admin sign prod alice --yes ",
+                ),
             ],
         },
         Guide {
