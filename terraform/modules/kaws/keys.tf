@@ -11,44 +11,12 @@ locals {
   # Globally unique but stable: cluster name plus a hash of where it lives.
   bucket = "kaws-${substr(var.cluster, 0, 40)}-${substr(sha256("${var.cluster}.${var.domain}.${data.aws_caller_identity.current.account_id}"), 0, 12)}"
 
-  # Public material, stored as certs/<name> and fetched into /etc/kaws/<name>.
-  certs = {
-    "ca.pem"                 = var.ca_cert
-    "etcd-ca.pem"            = var.etcd_ca_cert
-    "front-proxy-ca.pem"     = var.front_proxy_ca_cert
-    "front-proxy-client.pem" = var.front_proxy_client_cert
-    "apiserver.pem"          = var.apiserver_cert
-    "node.pem"               = var.node_cert
-    "etcd.pem"               = var.etcd_cert
-    "etcd-client.pem"        = var.etcd_client_cert
-    "controller-manager.pem" = var.controller_manager_cert
-    "scheduler.pem"          = var.scheduler_cert
-    "bootstrap.pem"          = var.bootstrap_cert
-    "service-account.pub"    = var.service_account_pub
-  }
-
-  # Which role may read and decrypt which file. Nothing ever lists a CA's key.
-  # etcd needs only its own CA: it trusts nothing the cluster CA signed.
-  role_certs = {
-    etcd = ["etcd-ca.pem", "etcd.pem"]
-    controller = [
-      "ca.pem", "etcd-ca.pem", "front-proxy-ca.pem", "front-proxy-client.pem",
-      "apiserver.pem", "etcd-client.pem", "service-account.pub",
-      "controller-manager.pem", "scheduler.pem", "bootstrap.pem",
-    ]
-    worker = ["ca.pem", "node.pem"]
-  }
-  role_keys = {
-    etcd = ["etcd-key.pem"]
-    controller = [
-      "apiserver-key.pem", "service-account-key.pem", "etcd-client-key.pem",
-      "controller-manager-key.pem", "scheduler-key.pem", "bootstrap-key.pem",
-      "front-proxy-client-key.pem",
-      # The EncryptionConfiguration with its secretbox keys, not a key pair.
-      "secrets-encryption-key.pem",
-    ]
-    worker = ["node-key.pem"]
-  }
+  # Which role may read and decrypt which file: kaws writes both maps from
+  # its certificate table. Nothing ever lists a CA's key (variables.tf
+  # refuses one), and etcd needs only its own CA: it trusts nothing the
+  # cluster CA signed.
+  role_certs = var.role_certs
+  role_keys  = var.role_keys
 }
 
 resource "aws_s3_bucket" "keys" {
@@ -72,7 +40,8 @@ resource "aws_s3_bucket_public_access_block" "keys" {
 }
 
 resource "aws_s3_object" "cert" {
-  for_each = local.certs
+  # Public material, stored as certs/<name> and fetched into /etc/kaws/<name>.
+  for_each = var.certs
 
   bucket       = aws_s3_bucket.keys.id
   key          = "certs/${each.key}"

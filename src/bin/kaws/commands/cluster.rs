@@ -30,12 +30,12 @@ the keys, renew the certificates with new keys."
     Apply(TerraformArgs),
     /// Destroy the cluster's AWS resources (terraform destroy)
     Destroy(TerraformArgs),
-    /// Print the Terraform entry point (main.tf) kaws writes for the cluster's settings
+    /// Print the Terraform entry point (main.tf.json) kaws writes for the cluster's settings
     #[command(
-        long_about = "Print, on standard output, the Terraform entry point (main.tf) this kaws \
+        long_about = "Print, on standard output, the Terraform entry point (main.tf.json) this kaws \
 writes for the cluster's settings and the repository's module source: the file every \
-Terraform command requires, byte for byte. Nothing is written: for a cluster whose main.tf \
-an older kaws wrote, redirect it to clusters/<cluster>/main.tf and review the diff."
+Terraform command requires, byte for byte. Nothing is written. A cluster whose HCL main.tf \
+an older kaws wrote has it replaced with main.tf.json by its next plan, apply or renew."
     )]
     EntryPoint(EntryPointArgs),
     /// Show the cluster's Terraform outputs: API endpoint, bastion, ids
@@ -81,7 +81,8 @@ bootstrap), each from its existing CA, for another full lifetime. The key pairs 
 unless --new-keys is given, in which case new keys are generated and sealed with the \
 cluster's KMS key, and the Secrets encryption configuration gets a new first key while its \
 old keys stay after it. What a cluster made by an older kaws lacks (the etcd or front-proxy \
-CA, the encryption configuration) is created, and main.tf is written again. All files change \
+CA, the encryption configuration) is created, and main.tf.json and pki.auto.tfvars.json \
+are written again (an HCL main.tf is replaced). All files change \
 in one atomic swap. Apply the cluster afterwards so the servers receive the new files. \
 Administrators renew with `kaws admin sign --renew`."
     )]
@@ -303,10 +304,7 @@ pub fn run(cmd: ClusterCommand, global: &GlobalArgs) -> Result<ExitCode> {
                     kaws::policy::key_policy(&cluster, &a.administrators, a.account.as_deref())?
                 }
             };
-            crate::outln!(
-                "{}",
-                serde_json::to_string_pretty(&policy).expect("serializes")
-            );
+            crate::outln!("{}", crate::commands::to_json(&policy)?);
             Ok(ExitCode::SUCCESS)
         }
         ClusterCommand::EntryPoint(a) => {
@@ -371,7 +369,7 @@ fn check(a: CheckArgs, global: &GlobalArgs) -> Result<ExitCode> {
     match a.output {
         OutputFormat::Json => crate::outln!(
             "{}",
-            kaws::text::escape_json(&serde_json::to_string_pretty(&report).expect("serializes"))
+            kaws::text::escape_json(&crate::commands::to_json(&report)?)
         ),
         OutputFormat::Text => {
             let mut out = String::new();
@@ -624,7 +622,7 @@ fn init(a: InitArgs, global: &GlobalArgs) -> Result<ExitCode> {
     if report.module_source != kaws::terraform::DEFAULT_SOURCE {
         // Not the module in this repository: say so, every time.
         eprintln!(
-            "note: main.tf uses the Terraform module at \"{}\" (from kaws.json), not this repository's terraform/modules/kaws; kaws cannot check it",
+            "note: main.tf.json uses the Terraform module at \"{}\" (from kaws.json), not this repository's terraform/modules/kaws; kaws cannot check it",
             kaws::text::escape(&report.module_source)
         );
     }
