@@ -589,6 +589,7 @@ impl AwsKms {
 impl AwsKms {
     /// A label for errors about something that is not a sealed file: the
     /// encryption context carries the words KMS errors name.
+    #[expect(clippy::expect_used, reason = "\"kaws\" is a valid cluster name")]
     fn label(what: &str) -> EncryptionContext {
         EncryptionContext {
             cluster: ClusterName::parse("kaws").expect("valid"),

@@ -4,6 +4,9 @@
 //! a forged seal is refused; a rollback is seen by a machine that saw
 //! newer. The aws CLI and sha256sum judge what kaws wrote.
 
+// Tests and benches may unwrap: a panic is their failure report.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use std::path::{Path, PathBuf};
