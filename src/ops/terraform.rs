@@ -176,12 +176,16 @@ fn check_pki_vars(dir: &crate::layout::ClusterDir) -> Result<()> {
 /// replaces a file kaws would compare: a changed one is refused by
 /// `preflight`. Takes the cluster's lock for the writes unless the caller
 /// holds it, and says what it wrote.
-fn write_derived_files(repo: &Repo, dir: &layout::ClusterDir, locked: bool) -> Result<()> {
+fn write_derived_files(
+    repo: &Repo,
+    dir: &layout::ClusterDir,
+    locked: bool,
+) -> Result<Vec<std::path::PathBuf>> {
     let old_entry = dir.file(layout::OLD_ENTRY_POINT_FILE);
-    let old_present = std::fs::symlink_metadata(&old_entry).is_ok();
-    if fsutil::present(&dir.pki_vars()) && !old_present {
-        return Ok(());
+    if !derived_files_pending(dir) {
+        return Ok(Vec::new());
     }
+    let mut written = Vec::new();
     // A command that cannot run Terraform writes nothing.
     terraform::program()?;
     let _lock = if locked {
@@ -198,6 +202,7 @@ fn write_derived_files(repo: &Repo, dir: &layout::ClusterDir, locked: bool) -> R
     let path = dir.pki_vars();
     if !fsutil::present(&path) {
         fsutil::write_new(&path, terraform::pki_vars().as_bytes(), Mode::Public)?;
+        written.push(path.clone());
         tracing::warn!(
             "wrote {}: what the module needs from kaws' certificate table; commit it",
             path.display()
@@ -210,6 +215,7 @@ fn write_derived_files(repo: &Repo, dir: &layout::ClusterDir, locked: bool) -> R
         let want = terraform::entry_point(&settings, &cfg.terraform_source);
         if !fsutil::present(&entry) {
             fsutil::write_new(&entry, want.as_bytes(), Mode::Public)?;
+            written.push(entry.clone());
         }
         // Only over the entry point this kaws writes: otherwise preflight
         // refuses both, and nothing is lost.
@@ -218,6 +224,7 @@ fn write_derived_files(repo: &Repo, dir: &layout::ClusterDir, locked: bool) -> R
         {
             std::fs::remove_file(&old_entry).map_err(|e| Error::io("remove", &old_entry, e))?;
             fsutil::sync_dir(dir.path())?;
+            written.push(old_entry.clone());
             tracing::warn!(
                 "replaced {} with {}, the entry point this kaws writes (JSON, so no setting can break its syntax); commit both changes (`git add -A {}`)",
                 old_entry.display(),
@@ -226,7 +233,38 @@ fn write_derived_files(repo: &Repo, dir: &layout::ClusterDir, locked: bool) -> R
             );
         }
     }
-    Ok(())
+    Ok(written)
+}
+
+/// Whether a cluster made by an older kaws lacks what this kaws derives:
+/// `pki.auto.tfvars.json`, or `main.tf.json` in place of an HCL `main.tf`.
+fn derived_files_pending(dir: &layout::ClusterDir) -> bool {
+    !fsutil::present(&dir.pki_vars())
+        || std::fs::symlink_metadata(dir.file(layout::OLD_ENTRY_POINT_FILE)).is_ok()
+}
+
+/// Whether `plan`, `apply` and the others would first bring the cluster's
+/// derived files up to date (see [`cluster_write_derived_files`]).
+pub fn cluster_derived_files_pending(repo: &Repo, cluster: &ClusterName) -> bool {
+    let dir = repo.cluster(cluster);
+    dir.path().is_dir() && derived_files_pending(&dir)
+}
+
+/// Bring a cluster made by an older kaws up to date with what this kaws
+/// derives (`pki.auto.tfvars.json`; `main.tf.json` in place of an HCL
+/// `main.tf`), as every Terraform command does first, and return the files
+/// written or removed: kaws' own migration, which the seal counts as
+/// written by the command that made it, never as a change to approve.
+/// An older cluster that lacks rows of the table is told to run
+/// `kaws cluster renew` instead, and nothing is written.
+pub fn cluster_write_derived_files(
+    repo: &Repo,
+    cluster: &ClusterName,
+) -> Result<Vec<std::path::PathBuf>> {
+    let dir = repo.cluster(cluster);
+    dir.require()?;
+    super::cluster::require_every_row(&dir)?;
+    write_derived_files(repo, &dir, false)
 }
 
 /// The certificates the entry point hands to the servers: each exactly one PEM

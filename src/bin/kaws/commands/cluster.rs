@@ -327,7 +327,12 @@ pub fn run(cmd: ClusterCommand, global: &GlobalArgs) -> Result<ExitCode> {
                 },
             )?;
             crate::infoln!("Renewed cluster {cluster}: {}", files.join(", "));
-            let written = files.iter().map(Into::into).collect();
+            let mut written: Vec<std::path::PathBuf> = files.iter().map(Into::into).collect();
+            // Writing main.tf.json, renew removes an older kaws' HCL
+            // main.tf: its own migration, not a change to approve.
+            if files.iter().any(|f| f == kaws::layout::ENTRY_POINT_FILE) {
+                written.push(kaws::layout::OLD_ENTRY_POINT_FILE.into());
+            }
             seal::after(
                 &repo,
                 &cluster,
@@ -496,7 +501,12 @@ fn terraform(
     // topology check runs) never starts over changes nobody approved.
     let command = format!("cluster {} {cluster}", action.as_str());
     let seals = matches!(action, Action::Apply | Action::Destroy | Action::Refresh);
+    // An older cluster's files are brought up to date first (main.tf.json
+    // for an HCL main.tf, pki.auto.tfvars.json): kaws' own migration.
+    let migrating = ops::cluster_derived_files_pending(&repo, &cluster);
     let checked = match action {
+        // `output` opens no seal; only to seal the migration it makes.
+        Action::Output if migrating => ops::seal_check(&repo, &cluster, false, &global.aws()).ok(),
         Action::Output => None,
         _ => Some(seal::before(
             &repo,
@@ -507,6 +517,31 @@ fn terraform(
             global,
         )?),
     };
+    let migrated = if migrating {
+        ops::cluster_write_derived_files(&repo, &cluster)?
+    } else {
+        Vec::new()
+    };
+    // Sealed at once as written by this command, whatever Terraform then
+    // does, so nobody is asked to accept what kaws itself wrote. Over
+    // changes accepted for this run only (or no valid seal), nothing is
+    // sealed: the migration is listed with them next time.
+    if !migrated.is_empty() {
+        match checked.as_ref() {
+            Some(c) if !c.needs_approval() => seal::after(
+                &repo,
+                &cluster,
+                &format!("cluster {}", action.as_str()),
+                Some(c),
+                migrated.clone(),
+                false,
+                global,
+            ),
+            _ => tracing::info!(
+                "cluster {cluster}: the files kaws brought up to date are not sealed by this command"
+            ),
+        }
+    }
     // Ctrl-C goes to Terraform too (same process group); kaws ignores it
     // and waits, so Terraform can release its lock and write its state.
     let interrupted = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -536,7 +571,7 @@ fn terraform(
             &cluster,
             &what,
             checked.as_ref(),
-            vec![],
+            migrated,
             false,
             global,
         );
