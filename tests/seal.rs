@@ -118,7 +118,8 @@ fn judge_seal(w: &World, key: &str) {
         "kaws.json",
         "clusters/prod/ca.pem",
         "clusters/prod/terraform.tfvars.json",
-        "clusters/prod/main.tf",
+        "clusters/prod/main.tf.json",
+        "clusters/prod/pki.auto.tfvars.json",
         "terraform/modules/kaws/versions.tf",
     ] {
         assert!(files.contains_key(must), "{must} is not sealed");

@@ -1365,7 +1365,7 @@ fn an_older_entry_point_is_replaced_by_main_tf_json_and_plan_says_so() {
     let out = w
         .kaws()
         .env("KAWS_TERRAFORM", &fake)
-        .args(["cluster", "plan", "old"])
+        .args(["cluster", "plan", "old", "--accept-changes"])
         .output()
         .unwrap();
     let err = stderr(&out);
