@@ -7,6 +7,9 @@
 //! is made in-process with kaws' own library, without KMS: an offline check
 //! never decrypts.
 
+// Tests and benches may unwrap: a panic is their failure report.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::path::Path;
 use std::process::Command;
 use std::time::Duration;

@@ -17,6 +17,9 @@
 //!   certificates, in memory and read from 10,000 files, the proxy for
 //!   `cluster check --offline`.
 
+// Tests and benches may unwrap: a panic is their failure report.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::hint::black_box;
 use std::path::Path;
 use std::time::Duration;

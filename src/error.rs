@@ -78,6 +78,8 @@ impl Error {
     }
 
     /// An I/O failure on `path`, phrased as "<path>: could not <action>: <cause>".
+    /// The `io::Error` is kept as the error's source, for callers that
+    /// match on it.
     pub fn io(action: &str, path: &Path, err: std::io::Error) -> Self {
         let hint = match err.kind() {
             std::io::ErrorKind::PermissionDenied => {
@@ -93,7 +95,7 @@ impl Error {
                 crate::text::escape_path(path)
             ),
             hint,
-            source: None,
+            source: Some(Box::new(err)),
         }
     }
 
@@ -149,5 +151,23 @@ impl std::error::Error for Error {
         self.source
             .as_ref()
             .map(|s| s.as_ref() as &(dyn std::error::Error + 'static))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn io_errors_keep_their_cause() {
+        let e = Error::io(
+            "read",
+            Path::new("x"),
+            std::io::Error::from(std::io::ErrorKind::NotFound),
+        );
+        let source = std::error::Error::source(&e).unwrap();
+        let io = source.downcast_ref::<std::io::Error>().unwrap();
+        assert_eq!(io.kind(), std::io::ErrorKind::NotFound);
+        assert!(e.message().contains(&io.to_string()));
     }
 }

@@ -275,6 +275,28 @@ fn link_tree(from: &Path, to: &Path) -> Result<()> {
     Ok(())
 }
 
+#[cfg(test)]
+thread_local! {
+    /// Makes the next exchange fail, as on a filesystem without
+    /// `RENAME_EXCHANGE`.
+    static FAIL_EXCHANGE: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+fn exchange(a: &Path, b: &Path) -> std::io::Result<()> {
+    #[cfg(test)]
+    if FAIL_EXCHANGE.with(|f| f.replace(false)) {
+        return Err(std::io::Error::from_raw_os_error(22));
+    }
+    rustix::fs::renameat_with(
+        rustix::fs::CWD,
+        a,
+        rustix::fs::CWD,
+        b,
+        rustix::fs::RenameFlags::EXCHANGE,
+    )
+    .map_err(Into::into)
+}
+
 impl Rewrite {
     pub fn new(dir: &Path) -> Result<Self> {
         let staging = staging_dir_beside(dir)?;
@@ -303,6 +325,16 @@ impl Rewrite {
             .map_err(|e| Error::io("write", &path, e))
     }
 
+    /// Leave one file out of the new version; whether it was there.
+    pub fn remove(&self, name: &str) -> Result<bool> {
+        let path = self.staging.path().join(name);
+        match fs::remove_file(&path) {
+            Ok(()) => Ok(true),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(Error::io("remove", &path, e)),
+        }
+    }
+
     /// Swap the new version in; the old one is removed.
     pub fn commit(self) -> Result<()> {
         sync_dir(self.staging.path())?;
@@ -311,14 +343,24 @@ impl Rewrite {
             fs::rename(&tf, self.staging.path().join(".terraform"))
                 .map_err(|e| Error::io("move", &tf, e))?;
         }
-        rustix::fs::renameat_with(
-            rustix::fs::CWD,
-            self.staging.path(),
-            rustix::fs::CWD,
-            &self.dir,
-            rustix::fs::RenameFlags::EXCHANGE,
-        )
-        .map_err(|e| Error::io("swap in the new version of", &self.dir, e.into()))?;
+        let moved = self.staging.path().join(".terraform");
+        if let Err(e) = exchange(self.staging.path(), &self.dir) {
+            // Nothing was swapped: Terraform's working data goes back where
+            // it was before dropping the staging directory would delete it.
+            if moved.exists() {
+                if let Err(back) = fs::rename(&moved, &tf) {
+                    // Keep the staging directory rather than lose it.
+                    let kept = self.staging.keep();
+                    return Err(Error::io("swap in the new version of", &self.dir, e)
+                        .with_hint(format!(
+                            "nothing changed, but .terraform could not be moved back ({back}): it is in {}; move it back to {} by hand",
+                            kept.display(),
+                            tf.display()
+                        )));
+                }
+            }
+            return Err(Error::io("swap in the new version of", &self.dir, e));
+        }
         sync_dir(parent_of(&self.dir))?;
         // The staging path now holds the old version; dropping removes it.
         drop(self.staging);
@@ -329,6 +371,23 @@ impl Rewrite {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_failed_swap_keeps_terraform_s_working_data() {
+        let root = tempfile::tempdir().unwrap();
+        let dir = root.path().join("c");
+        fs::create_dir_all(dir.join(".terraform")).unwrap();
+        fs::write(dir.join(".terraform/x"), b"x").unwrap();
+        fs::write(dir.join("a"), b"old a").unwrap();
+        let rw = Rewrite::new(&dir).unwrap();
+        rw.write("a", b"new a").unwrap();
+        FAIL_EXCHANGE.with(|f| f.set(true));
+        assert!(rw.commit().is_err());
+        assert_eq!(fs::read(dir.join(".terraform/x")).unwrap(), b"x");
+        assert_eq!(fs::read(dir.join("a")).unwrap(), b"old a");
+        // Only the cluster directory is left: no staging directory.
+        assert_eq!(fs::read_dir(root.path()).unwrap().count(), 1);
+    }
 
     #[test]
     fn rewrite_swaps_whole_directories() {

@@ -347,6 +347,7 @@ impl AwsKms {
     /// encrypt: one request that turns a late, vague failure into an early,
     /// precise one. Returns the key's ARN, which names it for good (an
     /// alias may later point elsewhere).
+    #[expect(clippy::expect_used, reason = "\"check\" is a valid cluster name")]
     pub async fn check_key(&self, key_id: &str, purpose: &str) -> Result<String> {
         let ctx = EncryptionContext {
             cluster: ClusterName::parse("check").expect("valid"),
@@ -588,6 +589,7 @@ impl AwsKms {
 impl AwsKms {
     /// A label for errors about something that is not a sealed file: the
     /// encryption context carries the words KMS errors name.
+    #[expect(clippy::expect_used, reason = "\"kaws\" is a valid cluster name")]
     fn label(what: &str) -> EncryptionContext {
         EncryptionContext {
             cluster: ClusterName::parse("kaws").expect("valid"),

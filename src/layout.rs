@@ -7,7 +7,8 @@
 //! <repo>/terraform/                      the Terraform module kaws ships
 //! <repo>/clusters/<cluster>/             one directory per cluster
 //!     terraform.tfvars.json              the cluster's settings
-//!     main.tf                            the cluster's Terraform entry point
+//!     main.tf.json                       the cluster's Terraform entry point
+//!     pki.auto.tfvars.json               what the module needs from the certificate table
 //!     <cert>.pem                         certificates (public)
 //!     <cert>-key.pem.encrypted           KMS ciphertext of a private key
 //!     <admin>.csr / <admin>.pem          an administrator's request / certificate
@@ -67,28 +68,19 @@ impl fmt::Display for ClusterName {
     }
 }
 
-/// File stems that belong to the cluster's own PKI; no administrator may take them.
-pub const RESERVED_ADMIN_NAMES: &[&str] = &[
-    "ca",
-    "etcd-ca",
-    "front-proxy-ca",
-    "front-proxy-client",
-    "secrets-encryption",
-    "apiserver",
-    "node",
-    "kubelet-signer",
-    "bootstrap-token",
-    "kube-proxy",
-    "flannel",
-    "etcd",
-    "etcd-client",
-    "service-account",
-    "controller-manager",
-    "scheduler",
-    "bootstrap",
-    "terraform",
-    "main",
-];
+/// File stems an administrator may not take besides the table's own
+/// (`pki::CLUSTER_CERTS`, whose stems are reserved by [`is_reserved_admin_name`]):
+/// the names of kaws' and Terraform's files in a cluster directory.
+/// `node` was the shared node identity of clusters made before per-node
+/// identities; their directories may still hold `node.pem`.
+pub const RESERVED_FILE_STEMS: &[&str] = &["terraform", "main", "pki", "node"];
+
+/// Whether `s` is the stem of a file of the cluster's own: a row of the
+/// certificate table, or one of [`RESERVED_FILE_STEMS`]. Derived from the
+/// table, so a new row is reserved without another edit.
+pub fn is_reserved_admin_name(s: &str) -> bool {
+    crate::pki::spec(s).is_some() || RESERVED_FILE_STEMS.contains(&s)
+}
 
 /// Prefixes no administrator name may start with: every CN of the
 /// certificate table is `kube-<cluster>-...`, `system:...` or `kaws:...`
@@ -105,7 +97,7 @@ impl AdminName {
         if !valid_name(s) {
             return Err(name_error("administrator", s));
         }
-        if RESERVED_ADMIN_NAMES.contains(&s) {
+        if is_reserved_admin_name(s) {
             return Err(Error::input(format!(
                 "the administrator name {s:?} is reserved for the cluster's own certificates"
             ))
@@ -311,7 +303,12 @@ impl ClusterDir {
     }
 
     pub fn entry_point(&self) -> PathBuf {
-        self.dir.join("main.tf")
+        self.dir.join(ENTRY_POINT_FILE)
+    }
+
+    /// The Terraform variables kaws derives from the certificate table.
+    pub fn pki_vars(&self) -> PathBuf {
+        self.dir.join(PKI_VARS_FILE)
     }
 
     pub fn state(&self) -> PathBuf {
@@ -364,6 +361,18 @@ impl ClusterDir {
 
 pub const SETTINGS_FILE: &str = "terraform.tfvars.json";
 
+/// The cluster's Terraform entry point, JSON written with serde.
+pub const ENTRY_POINT_FILE: &str = "main.tf.json";
+
+/// Where older kaws versions wrote the entry point, as HCL. The next command
+/// that runs Terraform replaces it with [`ENTRY_POINT_FILE`].
+pub const OLD_ENTRY_POINT_FILE: &str = "main.tf";
+
+/// What the module needs from the certificate table (which role reads and
+/// decrypts which file, the number of etcd servers), written by kaws from
+/// the table; Terraform loads it on its own (`*.auto.tfvars.json`).
+pub const PKI_VARS_FILE: &str = "pki.auto.tfvars.json";
+
 /// `<stem>.pem`
 pub fn cert_name(stem: &str) -> String {
     format!("{stem}.pem")
@@ -372,6 +381,17 @@ pub fn cert_name(stem: &str) -> String {
 /// `<stem>-key.pem`: the plaintext name, used only in the KMS encryption context.
 pub fn key_name(stem: &str) -> String {
     format!("{stem}-key.pem")
+}
+
+/// The public half of a row: its certificate, `<stem>.pub` for a bare key
+/// pair, nothing for the encryption configuration.
+pub fn public_file_name(spec: &crate::pki::CertSpec) -> Option<String> {
+    use crate::pki::Material;
+    match spec.material {
+        Material::Certificate => Some(cert_name(spec.stem)),
+        Material::KeyPair => Some(format!("{}.pub", spec.stem)),
+        Material::EncryptionConfig | Material::BootstrapToken => None,
+    }
 }
 
 /// `<stem>-key.pem.encrypted`
@@ -409,6 +429,13 @@ mod tests {
             assert!(ClusterName::parse(bad).is_err(), "{bad}");
         }
         assert!(AdminName::parse("ca").is_err());
+        // Every stem of the table, and kaws' own files' stems.
+        for spec in crate::pki::CLUSTER_CERTS {
+            assert!(AdminName::parse(spec.stem).is_err(), "{}", spec.stem);
+        }
+        for stem in ["terraform", "main", "pki"] {
+            assert!(AdminName::parse(stem).is_err(), "{stem}");
+        }
         // Every identity of the certificate table is refused as a name.
         for spec in crate::pki::CLUSTER_CERTS {
             let cn = spec.common_name.replace("{cluster}", "prod");

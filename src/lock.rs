@@ -15,7 +15,33 @@ use std::time::{Duration, Instant};
 use crate::error::{Error, Result};
 
 pub struct RepoLock {
-    _file: File,
+    file: File,
+    path: std::path::PathBuf,
+    /// This command created the lock file (it did not exist before).
+    created: bool,
+}
+
+impl RepoLock {
+    /// Release the lock, and remove its file if this command created it:
+    /// for a command that was refused, so that it leaves nothing behind
+    /// (a refused `cluster init` would otherwise leave the lock of a
+    /// cluster that does not exist). Removing is safe while the lock is
+    /// held, because [`acquire`] holds a lock only on the file its path
+    /// names: a waiter that locks the removed file opens the path again.
+    pub fn release_refused(self) {
+        if self.created && same_file(&self.file, &self.path) {
+            let _ = std::fs::remove_file(&self.path);
+        }
+    }
+}
+
+/// Whether `path` still names the file open as `file`.
+fn same_file(file: &File, path: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (file.metadata(), std::fs::symlink_metadata(path)) {
+        (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
+        _ => false,
+    }
 }
 
 /// How long a second writer waits before giving up.
@@ -64,10 +90,16 @@ fn open_own(path: &Path) -> Result<File> {
 }
 
 pub fn acquire(path: &Path, what: &str) -> Result<RepoLock> {
+    let created = std::fs::symlink_metadata(path).is_err();
     let mut file = open_own(path)?;
     let start = Instant::now();
     loop {
         match file.try_lock() {
+            // A lock on a file a refused command has since removed locks
+            // nothing: open the path again.
+            Ok(()) if !same_file(&file, path) => {
+                file = open_own(path)?;
+            }
             Ok(()) => break,
             Err(TryLockError::WouldBlock) if start.elapsed() < WAIT => {
                 std::thread::sleep(Duration::from_millis(50));
@@ -93,7 +125,11 @@ pub fn acquire(path: &Path, what: &str) -> Result<RepoLock> {
     let _ = file.set_len(0);
     let _ = file.rewind();
     let _ = writeln!(file, "pid {} running `kaws {what}`", std::process::id());
-    Ok(RepoLock { _file: file })
+    Ok(RepoLock {
+        file,
+        path: path.to_path_buf(),
+        created,
+    })
 }
 
 #[cfg(test)]
@@ -112,6 +148,17 @@ mod tests {
             "{}",
             err.message()
         );
+    }
+
+    #[test]
+    fn a_refused_command_removes_only_a_lock_file_it_created() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join(".new.lock");
+        acquire(&p, "cluster init new").unwrap().release_refused();
+        assert!(!p.exists());
+        std::fs::write(&p, b"").unwrap();
+        acquire(&p, "cluster renew new").unwrap().release_refused();
+        assert!(p.exists(), "a lock file it did not create stays");
     }
 
     #[test]

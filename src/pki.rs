@@ -857,14 +857,6 @@ mod tests {
             issuer_of(spec("front-proxy-client").unwrap()).stem,
             "front-proxy-ca"
         );
-        for c in CLUSTER_CERTS {
-            assert!(!crate::layout::RESERVED_ADMIN_NAMES.is_empty());
-            assert!(
-                crate::layout::RESERVED_ADMIN_NAMES.contains(&c.stem),
-                "{}",
-                c.stem
-            );
-        }
     }
 
     #[test]

@@ -31,6 +31,26 @@ pub fn key_files(holder: Holder) -> Vec<String> {
         .collect()
 }
 
+/// The public files (certificates, `<stem>.pub`) a holder's servers fetch,
+/// in table order: the public half of each row it holds, and the
+/// certificate of each such row's CA (to verify its peers). Never a CA's
+/// key: a CA row's holder is a primary administrator, never a server.
+pub fn cert_files(holder: Holder) -> Vec<String> {
+    let held: Vec<&pki::CertSpec> = pki::CLUSTER_CERTS
+        .iter()
+        .filter(|c| c.holder == holder)
+        .collect();
+    pki::CLUSTER_CERTS
+        .iter()
+        .filter(|row| {
+            held.iter().any(|h| {
+                h.stem == row.stem || (h.has_certificate() && pki::issuer_of(h).stem == row.stem)
+            })
+        })
+        .filter_map(layout::public_file_name)
+        .collect()
+}
+
 /// The KMS actions that read a cluster key's plaintext or move it to another
 /// KMS key: what the key policy keeps from whoever does not hold the file.
 const READ_ACTIONS: &[&str] = &["kms:Decrypt", "kms:ReEncryptFrom"];
@@ -435,37 +455,56 @@ mod tests {
         assert!(key_files(Holder::Controllers).contains(&"bootstrap-token-key.pem".to_string()));
     }
 
-    /// The module's `role_keys` (keys.tf), which its IAM policies list, are
-    /// the table's holders: a fast check of what tests/terraform.rs reads
-    /// back from IAM after a real apply.
+    /// What each server role fetches and decrypts, derived from the table,
+    /// against expectations written by hand (what keys.tf listed before the
+    /// table drove it): a fast check of what tests/terraform.rs reads back
+    /// from IAM after a real apply.
     #[test]
-    fn the_module_role_keys_are_the_table_s() {
-        let keys_tf = crate::terraform::MODULE_FILES
-            .iter()
-            .find(|(n, _)| *n == "keys.tf")
-            .unwrap()
-            .1;
-        let block = keys_tf
-            .split("role_keys = {")
-            .nth(1)
-            .and_then(|b| b.split("\n  }").next())
-            .expect("role_keys in keys.tf");
+    fn each_role_reads_what_it_needs_and_no_more() {
+        let sorted = |mut v: Vec<String>| {
+            v.sort();
+            v
+        };
+        let want = |v: &[&str]| sorted(v.iter().map(|s| s.to_string()).collect());
         for (role, holder) in SERVER_ROLES {
-            let line = block
-                .split(&format!("{role} = ["))
-                .nth(1)
-                .and_then(|b| b.split(']').next())
-                .unwrap_or_else(|| panic!("{role} in role_keys"));
-            let mut module: Vec<String> = line
-                .split('"')
-                .enumerate()
-                .filter(|(i, _)| i % 2 == 1)
-                .map(|(_, f)| f.to_string())
-                .collect();
-            let mut table = key_files(*holder);
-            module.sort();
-            table.sort();
-            assert_eq!(module, table, "{role}");
+            let (certs, keys): (&[&str], &[&str]) = match *role {
+                "etcd" => (&["etcd-ca.pem", "etcd.pem"], &["etcd-key.pem"]),
+                "worker" => (&["ca.pem", "node.pem"], &["node-key.pem"]),
+                "controller" => (
+                    &[
+                        "ca.pem",
+                        "etcd-ca.pem",
+                        "front-proxy-ca.pem",
+                        "front-proxy-client.pem",
+                        "apiserver.pem",
+                        "etcd-client.pem",
+                        "service-account.pub",
+                        "controller-manager.pem",
+                        "scheduler.pem",
+                        "bootstrap.pem",
+                    ],
+                    &[
+                        "apiserver-key.pem",
+                        "service-account-key.pem",
+                        "etcd-client-key.pem",
+                        "controller-manager-key.pem",
+                        "scheduler-key.pem",
+                        "bootstrap-key.pem",
+                        "front-proxy-client-key.pem",
+                        "secrets-encryption-key.pem",
+                    ],
+                ),
+                other => panic!("unexpected role {other}"),
+            };
+            assert_eq!(sorted(cert_files(*holder)), want(certs), "{role}");
+            assert_eq!(sorted(key_files(*holder)), want(keys), "{role}");
+        }
+        // The variables file names the same, and the one etcd count.
+        let vars: Value = serde_json::from_str(&crate::terraform::pki_vars()).unwrap();
+        assert_eq!(vars["etcd_count"], json!(pki::ETCD_SERVERS));
+        for (role, holder) in SERVER_ROLES {
+            assert_eq!(vars["role_keys"][role], json!(key_files(*holder)));
+            assert_eq!(vars["role_certs"][role], json!(cert_files(*holder)));
         }
     }
 

@@ -284,6 +284,10 @@ pub struct SealFile {
 impl Body {
     /// The SHA-256 of the body's canonical JSON (fields in declaration
     /// order, maps sorted or in file order), in hex.
+    #[expect(
+        clippy::expect_used,
+        reason = "a seal holds only strings and maps with string keys"
+    )]
     pub fn digest(&self) -> String {
         let json = serde_json::to_vec(self).expect("a seal serializes");
         let mut h = Sha256::new();
@@ -327,6 +331,10 @@ impl SealFile {
         Ok(Some(file))
     }
 
+    #[expect(
+        clippy::expect_used,
+        reason = "a seal holds only strings and maps with string keys"
+    )]
     pub fn to_json(&self) -> Vec<u8> {
         let mut v = serde_json::to_vec_pretty(self).expect("a seal serializes");
         v.push(b'\n');
@@ -575,6 +583,10 @@ impl Seen {
         serde_json::from_slice(&bytes).ok()
     }
 
+    #[expect(
+        clippy::expect_used,
+        reason = "a record of strings and a number always serializes"
+    )]
     pub fn save(&self, path: &Path) -> Result<()> {
         let mut v = serde_json::to_vec_pretty(self).expect("serializes");
         v.push(b'\n');

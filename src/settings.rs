@@ -234,6 +234,10 @@ impl ClusterSettings {
         Ok(settings)
     }
 
+    #[expect(
+        clippy::expect_used,
+        reason = "a struct of strings and enums always serializes"
+    )]
     pub fn to_json(&self) -> Vec<u8> {
         let mut v = serde_json::to_vec_pretty(self).expect("settings serialize");
         v.push(b'\n');
@@ -282,6 +286,7 @@ impl AdminKeyRecord {
         Ok(Some(record))
     }
 
+    #[expect(clippy::expect_used, reason = "a struct of strings always serializes")]
     pub fn to_json(&self) -> Vec<u8> {
         let mut v = serde_json::to_vec_pretty(self).expect("record serializes");
         v.push(b'\n');

@@ -87,9 +87,9 @@ const TERRAFORM_README: &str = "\
 It was written by `kaws init` and matches the version of kaws recorded in
 `../kaws.json`.
 
-Each cluster's entry point is `clusters/<cluster>/main.tf`, written by
+Each cluster's entry point is `clusters/<cluster>/main.tf.json`, written by
 `kaws cluster init`: it instantiates this module with the variables of
-`clusters/<cluster>/terraform.tfvars.json`. Run it with
+`clusters/<cluster>/terraform.tfvars.json` and `pki.auto.tfvars.json`. Run it with
 `kaws cluster plan|apply|destroy|output|refresh <cluster>`.
 ";
 
@@ -111,31 +111,239 @@ pub fn write_module(staging: &Staging) -> Result<()> {
     Ok(())
 }
 
-/// The cluster's Terraform entry point, `clusters/<c>/main.tf`.
+/// A JSON value of the entry point. Objects are `BTreeMap`s, so the bytes
+/// kaws writes (and compares before every Terraform command) never depend
+/// on a serializer's feature such as key order.
+#[derive(serde::Serialize)]
+#[serde(untagged)]
+enum J {
+    S(String),
+    B(bool),
+    O(std::collections::BTreeMap<&'static str, J>),
+}
+
+fn s(v: impl Into<String>) -> J {
+    J::S(v.into())
+}
+
+fn o<const N: usize>(entries: [(&'static str, J); N]) -> J {
+    J::O(entries.into_iter().collect())
+}
+
+/// A variable the entry point declares: (name, type, description, default).
+type Var = (&'static str, &'static str, Option<&'static str>, Option<J>);
+
+/// The cluster's Terraform entry point, `clusters/<c>/main.tf.json`: the
+/// backend and provider, the variables of `terraform.tfvars.json` and
+/// `pki.auto.tfvars.json`, and the module call. JSON written with serde, so
+/// no value of the settings can break its syntax; every value is validated
+/// besides.
 pub fn entry_point(settings: &ClusterSettings, source: &str) -> String {
     let backend = if settings.state_bucket.is_empty() {
-        "  backend \"local\" {\n    path = \"terraform.tfstate\"\n  }\n".to_string()
+        o([("local", o([("path", s("terraform.tfstate"))]))])
     } else {
-        format!(
-            "  backend \"s3\" {{\n    bucket       = \"{}\"\n    key          = \"kaws/{}/terraform.tfstate\"\n    region       = \"{}\"\n    encrypt      = true\n    use_lockfile = true\n  }}\n",
-            settings.state_bucket, settings.cluster, settings.region
-        )
+        o([(
+            "s3",
+            o([
+                ("bucket", s(&settings.state_bucket)),
+                (
+                    "key",
+                    s(format!("kaws/{}/terraform.tfstate", settings.cluster)),
+                ),
+                ("region", s(&settings.region)),
+                ("encrypt", J::B(true)),
+                ("use_lockfile", J::B(true)),
+            ]),
+        )])
     };
     // The S3 backend's use_lockfile needs Terraform 1.10; say so where
     // Terraform checks it.
     let required = if settings.state_bucket.is_empty() {
-        "1.5"
+        ">= 1.5"
     } else {
-        "1.10"
+        ">= 1.10"
     };
-    ENTRY_POINT
-        .replace("@REQUIRED_VERSION@", required)
-        .replace("@BACKEND@", &backend)
-        .replace("@SOURCE@", source)
-        .replace("@CLUSTER@", &settings.cluster)
+    const FROM_TABLE: &str = "Written by kaws from its certificate table (pki.auto.tfvars.json).";
+    let vars: Vec<Var> = vec![
+        ("s3_use_path_style", "bool", Some("Set by kaws (TF_VAR_s3_use_path_style) when AWS_ENDPOINT_URL points at an S3-compatible endpoint that serves buckets by path."), Some(J::B(false))),
+        ("cluster", "string", None, None),
+        ("domain", "string", None, None),
+        ("zone_id", "string", None, None),
+        ("region", "string", None, None),
+        ("kms_key_id", "string", None, None),
+        ("ssh_key_name", "string", None, None),
+        ("ssh_cidr", "string", None, None),
+        ("ami", "string", None, None),
+        ("instance_type", "string", None, None),
+        ("kubernetes_version", "string", None, None),
+        ("vpc_cidr", "string", None, None),
+        ("service_cidr", "string", None, None),
+        ("pod_cidr", "string", None, None),
+        ("key_algorithm", "string", Some("Used by kaws only, when it generates keys."), None),
+        // Settings written before topologies have none: those clusters are public.
+        ("topology", "string", Some("private or public; see docs/concepts/topologies.md before changing it."), Some(s("public"))),
+        ("nat", "string", None, Some(s("per-zone"))),
+        ("ca_key", "string", Some("Used by kaws only: sealed (CA keys sealed in this directory) or kms (asymmetric KMS keys)."), Some(s("sealed"))),
+        ("ca_kms_keys", "map(string)", Some("Used by kaws only: the KMS key of each CA when ca_key is kms."), Some(J::O(std::collections::BTreeMap::new()))),
+        ("state_bucket", "string", Some("Used by kaws only: the backend is written from it."), None),
+        ("etcd_count", "number", Some(FROM_TABLE), None),
+        ("role_certs", "map(list(string))", Some(FROM_TABLE), None),
+        ("role_keys", "map(list(string))", Some(FROM_TABLE), None),
+    ];
+    let variable = J::O(
+        vars.into_iter()
+            .map(|(name, ty, description, default)| {
+                let mut v = std::collections::BTreeMap::new();
+                v.insert("type", s(ty));
+                if let Some(d) = description {
+                    v.insert("description", s(d));
+                }
+                if let Some(d) = default {
+                    v.insert("default", d);
+                }
+                (name, J::O(v))
+            })
+            .collect(),
+    );
+    let mut module: std::collections::BTreeMap<&'static str, J> = [
+        "cluster",
+        "domain",
+        "zone_id",
+        "kms_key_id",
+        "ssh_key_name",
+        "ssh_cidr",
+        "topology",
+        "nat",
+        "ami",
+        "kubernetes_version",
+        "vpc_cidr",
+        "service_cidr",
+        "pod_cidr",
+        "etcd_count",
+        "role_certs",
+        "role_keys",
+    ]
+    .into_iter()
+    .map(|v| (v, s(format!("${{var.{v}}}"))))
+    .collect();
+    module.insert("source", s(source));
+    module.insert("controller_type", s("${var.instance_type}"));
+    module.insert("worker_type", s("${var.instance_type}"));
+    // Every file the table's maps name is read here, and nothing else.
+    module.insert(
+        "certs",
+        s(r#"${{ for f in distinct(flatten(values(var.role_certs))) : f => file("${path.root}/${f}") }}"#),
+    );
+    module.insert(
+        "encrypted_keys",
+        s(r#"${{ for f in distinct(flatten(values(var.role_keys))) : f => filebase64("${path.root}/${f}.encrypted") }}"#),
+    );
+    let outputs: [(&'static str, Option<&'static str>); 8] = [
+        ("api_endpoint", Some("The Kubernetes API endpoint.")),
+        (
+            "bastion_address",
+            Some("Public address of the bastion, the only server that accepts SSH."),
+        ),
+        ("bastion_fqdn", Some("DNS name of the bastion.")),
+        (
+            "topology",
+            Some("Where the servers live: private or public."),
+        ),
+        (
+            "ingress_dns_name",
+            Some("The ingress load balancer (80 and 443 to the nodes), private topology only."),
+        ),
+        ("vpc_id", None),
+        ("subnet_ids", None),
+        ("security_group_ids", None),
+    ];
+    let output = J::O(
+        outputs
+            .into_iter()
+            .map(|(name, description)| {
+                let mut v = std::collections::BTreeMap::new();
+                v.insert("value", s(format!("${{module.kaws.{name}}}")));
+                if let Some(d) = description {
+                    v.insert("description", s(d));
+                }
+                (name, J::O(v))
+            })
+            .collect(),
+    );
+    let root = o([
+        (
+            "//",
+            s(format!(
+                "The Terraform entry point of cluster {}, written by kaws (`kaws cluster entry-point {}` prints it). Run it with `kaws cluster plan|apply|destroy|output|refresh {}`. Its variables come from terraform.tfvars.json (the settings) and pki.auto.tfvars.json (kaws' certificate table) beside it. Only public certificates and KMS ciphertext are read from this directory: no plaintext private key ever enters Terraform's variables or state.",
+                settings.cluster, settings.cluster, settings.cluster
+            )),
+        ),
+        (
+            "terraform",
+            o([
+                ("required_version", s(required)),
+                (
+                    "required_providers",
+                    o([(
+                        "aws",
+                        o([
+                            ("source", s("hashicorp/aws")),
+                            ("version", s(">= 5.0, < 7.0")),
+                        ]),
+                    )]),
+                ),
+                ("backend", backend),
+            ]),
+        ),
+        (
+            "provider",
+            o([(
+                "aws",
+                o([
+                    ("region", s("${var.region}")),
+                    ("s3_use_path_style", s("${var.s3_use_path_style}")),
+                ]),
+            )]),
+        ),
+        ("variable", variable),
+        ("module", o([("kaws", J::O(module))])),
+        ("output", output),
+    ]);
+    let mut out = serde_json::to_string_pretty(&root).unwrap_or_default();
+    out.push('\n');
+    out
 }
 
-const ENTRY_POINT: &str = include_str!("entry_point.tf.in");
+/// What the module needs from the certificate table, as the cluster's
+/// `pki.auto.tfvars.json`: which public files each server role fetches
+/// (`role_certs`), which keys it may fetch and decrypt (`role_keys`, the
+/// IAM policies' `kaws:file` values), and how many etcd servers there are
+/// (whose names the etcd certificate holds). The entry point reads each
+/// file these maps name, so adding a row to the table is all it takes.
+pub fn pki_vars() -> String {
+    use crate::policy::{cert_files, key_files, SERVER_ROLES};
+    use std::collections::BTreeMap;
+    #[derive(serde::Serialize)]
+    struct PkiVars {
+        etcd_count: usize,
+        role_certs: BTreeMap<&'static str, Vec<String>>,
+        role_keys: BTreeMap<&'static str, Vec<String>>,
+    }
+    let vars = PkiVars {
+        etcd_count: crate::pki::ETCD_SERVERS,
+        role_certs: SERVER_ROLES
+            .iter()
+            .map(|(role, holder)| (*role, cert_files(*holder)))
+            .collect(),
+        role_keys: SERVER_ROLES
+            .iter()
+            .map(|(role, holder)| (*role, key_files(*holder)))
+            .collect(),
+    };
+    let mut out = serde_json::to_string_pretty(&vars).unwrap_or_default();
+    out.push('\n');
+    out
+}
 
 /// The first Terraform that accepts the S3 backend's `use_lockfile`
 /// (generally available from 1.11).
@@ -277,13 +485,15 @@ pub fn module_differences(module: &ModuleOnDisk) -> Vec<String> {
     out
 }
 
-/// What `terraform init` depends on: the entry point and the module's
-/// `.tf` files (module calls and provider requirements live there). When
+/// What `terraform init` depends on: the entry point, the provider lock
+/// file and the module's `.tf` files (module calls and provider requirements live there). When
 /// this digest is unchanged since the last successful init, init is skipped.
-pub fn init_digest(main_tf: &[u8], module: &ModuleOnDisk) -> String {
+pub fn init_digest(main_tf: &[u8], provider_lock: &[u8], module: &ModuleOnDisk) -> String {
     use sha2::{Digest, Sha256};
     let mut h = Sha256::new();
     h.update(main_tf);
+    // A pulled `.terraform.lock.hcl` pins other provider builds: init again.
+    h.update(Sha256::digest(provider_lock));
     for (name, bytes) in &module.files {
         if name.ends_with(".tf") {
             h.update(name.as_bytes());
@@ -308,7 +518,8 @@ fn expected_in_cluster(name: &str) -> bool {
     use crate::layout;
     if [
         layout::SETTINGS_FILE,
-        "main.tf",
+        layout::ENTRY_POINT_FILE,
+        layout::PKI_VARS_FILE,
         crate::seal::SEAL_FILE,
         "terraform.tfstate",
         "terraform.tfstate.backup",
@@ -325,12 +536,9 @@ fn expected_in_cluster(name: &str) -> bool {
     for spec in crate::pki::CLUSTER_CERTS {
         // The encryption configuration has no public file: only its
         // ciphertext.
-        let public = match spec.material {
-            crate::pki::Material::Certificate => Some(layout::cert_name(spec.stem)),
-            crate::pki::Material::KeyPair => Some(format!("{}.pub", spec.stem)),
-            crate::pki::Material::EncryptionConfig | crate::pki::Material::BootstrapToken => None,
-        };
-        if public.is_some_and(|p| name == p) || name == layout::encrypted_key_name(spec.stem) {
+        if layout::public_file_name(spec).is_some_and(|p| name == p)
+            || name == layout::encrypted_key_name(spec.stem)
+        {
             return true;
         }
     }
@@ -392,8 +600,8 @@ pub fn check_cluster_files(dir: &std::path::Path) -> Result<()> {
 }
 
 /// Refuse Terraform working data that comes from a commit: a committed
-/// `.terraform/` (a provider binary) with a matching `.terraform.lock.hcl`
-/// is run by `terraform init` and `plan` as "previously installed", and git
+/// `.terraform/` (a provider binary) is run by `terraform init` and `plan`
+/// as "previously installed", and git
 /// overwrites the local, ignored copies with it on checkout. Asks git which
 /// of these paths it tracks; outside a git working tree, or without git,
 /// there is nothing to ask.
@@ -402,7 +610,9 @@ pub fn check_untracked_working_data(
     cluster_dir: &std::path::Path,
 ) -> Result<()> {
     let rel = cluster_dir.strip_prefix(repo_root).unwrap_or(cluster_dir);
-    let paths = [rel.join(".terraform"), rel.join(".terraform.lock.hcl")];
+    // Not `.terraform.lock.hcl`: it only pins which provider builds the
+    // registry serves may run, and is meant to be committed.
+    let paths = [rel.join(".terraform")];
     let out = std::process::Command::new("git")
         .arg("-C")
         .arg(repo_root)

@@ -1,6 +1,9 @@
 //! `kaws admin create|sign|install|list`, judged by openssl and kubectl,
 //! with a real mutual-TLS handshake against `openssl s_server`.
 
+// Tests and benches may unwrap: a panic is their failure report.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use common::*;
@@ -30,9 +33,11 @@ fn create(w: &World, c: &str, name: &str, extra: &[&str]) -> String {
     line.rsplit(' ').next().unwrap().to_string()
 }
 
+/// Signs without a terminal: only with --yes (see
+/// `without_a_terminal_only_yes_signs`).
 fn sign(w: &World, c: &str, name: &str, extra: &[&str]) -> std::process::Output {
     w.kaws()
-        .args(["admin", "sign", c, name])
+        .args(["admin", "sign", c, name, "--yes"])
         .args(extra)
         .stdin(Stdio::null())
         .output()
@@ -342,9 +347,85 @@ fn the_signer_decides_what_the_certificate_says() {
         .output()
         .unwrap();
     assert!(check.status.success());
+    // 3650 days from now end seconds after the CA (made a moment earlier
+    // for 3650 days): only the cap keeps eve's end at or before the CA's.
     assert!(
-        eve_end <= ca_end || eve_end.contains("2036"),
+        not_after(&eve_end) <= not_after(&ca_end),
         "{eve_end} vs {ca_end}"
+    );
+}
+
+/// openssl's `notAfter=Nov 28 01:02:03 2036 GMT` as (year, month, day,
+/// hour, minute, second), which compare in time order.
+fn not_after(line: &str) -> (u32, u32, u32, u32, u32, u32) {
+    let text = line.trim().trim_start_matches("notAfter=");
+    let parts: Vec<&str> = text.split_whitespace().collect();
+    assert_eq!(parts.len(), 5, "{line}");
+    assert_eq!(parts[4], "GMT", "{line}");
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    let month = MONTHS.iter().position(|m| *m == parts[0]).expect(line) as u32 + 1;
+    let hms: Vec<u32> = parts[2].split(':').map(|x| x.parse().unwrap()).collect();
+    (
+        parts[3].parse().unwrap(),
+        month,
+        parts[1].parse().unwrap(),
+        hms[0],
+        hms[1],
+        hms[2],
+    )
+}
+
+#[test]
+fn the_ca_cap_comparison_is_by_date() {
+    // Month names sort "Apr" < "Dec" < "Jan" as text, not as dates.
+    assert!(
+        not_after("notAfter=Jan  2 00:00:00 2027 GMT")
+            > not_after("notAfter=Dec 31 23:59:59 2026 GMT")
+    );
+    assert!(
+        not_after("notAfter=Apr  1 00:00:01 2030 GMT")
+            > not_after("notAfter=Apr  1 00:00:00 2030 GMT")
+    );
+}
+
+/// A CA operation never proceeds silently: without a terminal to ask on,
+/// `admin sign` shows what it would sign and refuses unless --yes is given.
+#[test]
+fn without_a_terminal_only_yes_signs() {
+    let w = World::new();
+    cluster(&w, "c3");
+    create(&w, "c3", "gina", &[]);
+    let before = w.snapshot();
+    let out = w
+        .kaws()
+        .args(["admin", "sign", "c3", "gina"])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(3), "{err}");
+    assert!(
+        err.contains("Subject:     CN=gina"),
+        "what would be signed is shown: {err}"
+    );
+    assert!(
+        err.contains("not a terminal") && err.contains("--yes") && err.contains("help:"),
+        "{err}"
+    );
+    assert_eq!(before, w.snapshot(), "nothing written");
+    assert!(!w.cluster_dir("c3").join("gina.pem").exists());
+    let out = w
+        .kaws()
+        .args(["admin", "sign", "c3", "gina", "--yes"])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    openssl_ok(
+        &["verify", "-CAfile", "ca.pem", "gina.pem"],
+        &w.cluster_dir("c3"),
     );
 }
 

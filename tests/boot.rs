@@ -16,6 +16,9 @@
 //! a plan of the same cluster as public shows every server's user data
 //! unchanged, so the judges hold for both topologies.
 
+// Tests and benches may unwrap: a panic is their failure report.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 #[path = "boot/judges.rs"]
 mod judges;

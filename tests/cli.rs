@@ -2,6 +2,9 @@
 //! completions and man page, snapshots of the main error messages, -q, and
 //! secret hygiene at the most verbose logging.
 
+// Tests and benches may unwrap: a panic is their failure report.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use common::*;

@@ -2,6 +2,9 @@
 //! real kubectl in a mutual-TLS handshake with `openssl s_server`, followed
 //! by strace; its refusals; and the KMS key health `cluster check` reports.
 
+// Tests and benches may unwrap: a panic is their failure report.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 #[path = "common/proxy.rs"]
 mod proxy;

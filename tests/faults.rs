@@ -2,6 +2,9 @@
 //! SIGKILL at random moments, KMS faults through a fault-injecting proxy,
 //! and a catalogue of bad inputs across every command.
 
+// Tests and benches may unwrap: a panic is their failure report.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 #[path = "common/proxy.rs"]
 mod proxy;
@@ -23,7 +26,8 @@ fn check_passes_on_a_fresh_cluster_and_catches_damage_and_exposure() {
     assert!(w.cluster_init("chk", &key, &[]).status.success());
     let out = w.kaws().args(["cluster", "check", "chk"]).output().unwrap();
     assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
-    for name in ["ca", "apiserver", "kube-proxy", "etcd", "etcd-client"] {
+    // Every row of kaws' table is reported, and ok.
+    for name in kaws::pki::CLUSTER_CERTS.iter().map(|c| c.stem) {
         assert!(
             stdout(&out)
                 .lines()
@@ -143,7 +147,7 @@ fn check_passes_on_a_fresh_cluster_and_catches_damage_and_exposure() {
         stdout(&out)
     );
     std::fs::remove_file(w.repo.join("oops.txt")).unwrap();
-    let der = openssl_ok(
+    openssl_ok(
         &[
             "genpkey",
             "-algorithm",
@@ -157,7 +161,6 @@ fn check_passes_on_a_fresh_cluster_and_catches_damage_and_exposure() {
         ],
         &d,
     );
-    let _ = der;
     let out = w
         .kaws()
         .args(["cluster", "check", "chk", "--offline"])
@@ -173,6 +176,57 @@ fn check_passes_on_a_fresh_cluster_and_catches_damage_and_exposure() {
         .unwrap()
         .status
         .success());
+
+    // Damaged settings do not stop the certificates' check: the names are
+    // checked against the values as written, and the report says so.
+    let settings_path = d.join("terraform.tfvars.json");
+    let settings = std::fs::read_to_string(&settings_path).unwrap();
+    std::fs::write(
+        &settings_path,
+        settings.replace("10.3.0.0/24", "10.3.0.7/24"),
+    )
+    .unwrap();
+    let out = w
+        .kaws()
+        .args(["cluster", "check", "chk", "-o", "json"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(6), "{}", stderr(&out));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let finding = |name: &str| {
+        report["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|f| f["name"] == name)
+            .unwrap_or_else(|| panic!("{name}: {report}"))
+            .clone()
+    };
+    let s = finding("terraform.tfvars.json");
+    assert_eq!(s["state"], "invalid", "{s}");
+    assert!(
+        s["problems"].to_string().contains("service_cidr")
+            && s["problems"]
+                .to_string()
+                .contains("checked against the values as written"),
+        "{s}"
+    );
+    assert_eq!(
+        report["offline"], true,
+        "KMS is not asked with damaged settings"
+    );
+    // The apiserver's names come from service_cidr: not checked, and said.
+    let api = finding("apiserver");
+    assert!(
+        api["problems"]
+            .to_string()
+            .contains("names were not checked"),
+        "{api}"
+    );
+    // The others are checked as ever: a wrong etcd name would still show.
+    assert_eq!(finding("etcd")["state"], "ok", "{report}");
+    assert_eq!(finding("node")["state"], "ok", "{report}");
+    std::fs::write(&settings_path, &settings).unwrap();
 }
 
 /// `cluster check --warn-days N`: a certificate ending within N days
@@ -382,7 +436,13 @@ fn sigkill_at_any_moment_leaves_nothing_half_made() {
         seed ^= seed << 13;
         seed ^= seed >> 7;
         seed ^= seed << 17;
-        let delay = Duration::from_micros(seed % (full + 1));
+        // The first kill lands before kaws has written anything, so at
+        // least one run is known to leave no cluster.
+        let delay = if i == 0 {
+            Duration::ZERO
+        } else {
+            Duration::from_micros(seed % (full + 1))
+        };
         let name = format!("kill-{i}");
         let mut cmd = w.init_cmd(&name, &key);
         cmd.stdout(Stdio::null()).stderr(Stdio::null());
@@ -410,13 +470,40 @@ fn sigkill_at_any_moment_leaves_nothing_half_made() {
         }
     }
     eprintln!("24 kills: {absent} left no cluster, {whole} left a whole one");
-    // Leftover staging directories are named by check, never mistaken for clusters.
+    assert!(absent >= 1, "the kill before any write left no cluster");
+    assert_eq!(absent + whole, 24);
+    // Leftover staging directories are named by check, each as a leftover,
+    // never mistaken for clusters.
     let out = w
         .kaws()
-        .args(["cluster", "check", "calib", "--offline"])
+        .args(["cluster", "check", "calib", "--offline", "-o", "json"])
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", stdout(&out));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let findings = report["findings"].as_array().unwrap();
+    let leftovers: Vec<String> = std::fs::read_dir(w.repo.join("clusters"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with(".kaws-tmp-"))
+        .collect();
+    for l in &leftovers {
+        assert!(
+            findings
+                .iter()
+                .any(|f| f["kind"] == "leftover" && f["name"] == format!("clusters/{l}").as_str()),
+            "{l} not named as a leftover: {report}"
+        );
+    }
+    // And nothing else is called one.
+    for f in findings.iter().filter(|f| f["kind"] == "leftover") {
+        let name = f["name"].as_str().unwrap();
+        assert!(
+            name.rsplit('/').next().unwrap().starts_with(".kaws-tmp-"),
+            "{name}"
+        );
+    }
 }
 
 #[test]

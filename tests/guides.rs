@@ -8,6 +8,9 @@
 //! the first cluster, give alice access, move the KMS key, recover a key by
 //! hand, renew certificates, remove an administrator.
 
+// Tests and benches may unwrap: a panic is their failure report.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use std::path::Path;
@@ -94,12 +97,26 @@ fn guides() -> Vec<Guide> {
         Guide {
             file: "give-admin-access.md",
             cwd: "infra",
-            fill: &[(EXAMPLE_FINGERPRINT, ALICE_FINGERPRINT)],
+            // The reader answers the prompt; a pasted script has no
+            // terminal, so it answers with --yes.
+            fill: &[
+                (EXAMPLE_FINGERPRINT, ALICE_FINGERPRINT),
+                (
+                    "kaws admin sign prod alice ",
+                    "kaws admin sign prod alice --yes ",
+                ),
+            ],
         },
         Guide {
             file: "first-admin.md",
             cwd: "infra",
-            fill: &[(OPS_EXAMPLE_FINGERPRINT, OPS_FINGERPRINT)],
+            fill: &[
+                (OPS_EXAMPLE_FINGERPRINT, OPS_FINGERPRINT),
+                (
+                    "kaws admin sign prod ops ",
+                    "kaws admin sign prod ops --yes ",
+                ),
+            ],
         },
         Guide {
             file: "upgrade-kubernetes.md",
@@ -124,7 +141,15 @@ fn guides() -> Vec<Guide> {
         Guide {
             file: "renew-certificates.md",
             cwd: "infra",
-            fill: &[(EXAMPLE_FINGERPRINT, ALICE_FINGERPRINT)],
+            // The reader answers the prompt; a pasted script has no
+            // terminal, so it answers with --yes.
+            fill: &[
+                (EXAMPLE_FINGERPRINT, ALICE_FINGERPRINT),
+                (
+                    "kaws admin sign prod alice ",
+                    "kaws admin sign prod alice --yes ",
+                ),
+            ],
         },
         Guide {
             file: "remove-admin.md",

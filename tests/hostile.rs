@@ -3,6 +3,9 @@
 //! Terraform for C3): a committer's attack is refused or shown, nothing is
 //! certified, sealed or run for her, and the repository is left as it was.
 
+// Tests and benches may unwrap: a panic is their failure report.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use std::path::{Path, PathBuf};
@@ -1041,6 +1044,21 @@ fn c3_m4_plan_runs_no_code_kaws_did_not_write() {
         refused(name, name);
         std::fs::remove_file(dir.join(name)).unwrap();
     }
+    // The table's maps: a role granted a CA's key, a file read from elsewhere.
+    let vars_path = dir.join("pki.auto.tfvars.json");
+    let vars = std::fs::read_to_string(&vars_path).unwrap();
+    for changed in [
+        vars.replacen("\"node-key.pem\"", "\"node-key.pem\", \"ca-key.pem\"", 1),
+        vars.replacen("\"node.pem\"", "\"node.pem\", \"../../../etc/passwd\"", 1),
+    ] {
+        assert_ne!(changed, vars);
+        std::fs::write(&vars_path, &changed).unwrap();
+        refused(
+            "pki.auto.tfvars.json",
+            "pki.auto.tfvars.json: is not what kaws writes",
+        );
+    }
+    std::fs::write(&vars_path, &vars).unwrap();
     let plugins = dir.join("terraform.d");
     std::fs::create_dir(&plugins).unwrap();
     refused("terraform.d", "terraform.d (a directory)");
@@ -1059,16 +1077,30 @@ fn c3_m4_plan_runs_no_code_kaws_did_not_write() {
     std::fs::remove_file(dir.join(".terraform")).unwrap();
     std::fs::rename(&outside, dir.join(".terraform")).unwrap();
 
-    // main.tf itself, with code added.
-    let main = dir.join("main.tf");
+    // main.tf.json itself, with code added.
+    let main = dir.join("main.tf.json");
     let main_text = std::fs::read_to_string(&main).unwrap();
+    let mut doc: serde_json::Value = serde_json::from_str(&main_text).unwrap();
+    doc["data"] = serde_json::json!({"aws_caller_identity": {"x": {}}});
+    std::fs::write(&main, doc.to_string()).unwrap();
+    refused(
+        "main.tf.json",
+        "main.tf.json: is not the entry point kaws writes",
+    );
+    std::fs::write(&main, &main_text).unwrap();
+    // A main.tf beside it: an older kaws' entry point, which kaws removes
+    // before Terraform runs (it never runs it). A committed file the seal
+    // does not hold: listed, and accepted past the seal like the others.
     std::fs::write(
-        &main,
-        format!("{main_text}\ndata \"aws_caller_identity\" \"x\" {{}}\n"),
+        dir.join("main.tf"),
+        "data \"aws_caller_identity\" \"x\" {}\n",
     )
     .unwrap();
-    refused("main.tf", "main.tf: is not the entry point kaws writes");
-    std::fs::write(&main, &main_text).unwrap();
+    let out = plan(&["--accept-changes"]);
+    assert!(out.status.success(), "{}", both(&out));
+    assert!(stderr(&out).contains("replaced"), "{}", stderr(&out));
+    assert!(!dir.join("main.tf").exists());
+    assert!(!pwned.exists());
 
     // (a) The module: a provider with a credential process, and its config.
     let module = w.repo.join("terraform/modules/kaws");
@@ -1089,7 +1121,7 @@ fn c3_m4_plan_runs_no_code_kaws_did_not_write() {
     std::fs::write(module.join("versions.tf"), &versions).unwrap();
     std::fs::remove_file(module.join("templates/telemetry.ini")).unwrap();
 
-    // (d) kaws.json pointing at a remote module, main.tf made to agree.
+    // (d) kaws.json pointing at a remote module, main.tf.json made to agree.
     let marker = w.repo.join("kaws.json");
     let cfg = std::fs::read_to_string(&marker).unwrap();
     let evil = "git::https://evil.example/kaws.git//terraform/modules/kaws?ref=main";
@@ -1104,8 +1136,9 @@ fn c3_m4_plan_runs_no_code_kaws_did_not_write() {
     std::fs::write(&main, &main_text).unwrap();
     assert_eq!(before, w.snapshot(), "the repository is as it was");
 
-    // Terraform's working data committed to git (a provider binary and its
-    // lock file would run as "previously installed"): refused.
+    // Terraform's working data committed to git (a provider binary would
+    // run as "previously installed"): refused. The provider lock file is
+    // committed, as HashiCorp advises: `kaws init` no longer ignores it.
     let git = |args: &[&str]| {
         run_ok(
             Command::new("git")
@@ -1119,11 +1152,16 @@ fn c3_m4_plan_runs_no_code_kaws_did_not_write() {
     git(&["add", "-A"]);
     git(&["commit", "-qm", "init"]);
     let lock_hcl = format!("clusters/{c}/.terraform.lock.hcl");
-    git(&["add", "-f", &lock_hcl]);
-    git(&["commit", "-qm", "pin providers"]);
-    refused("committed lock file", ".terraform.lock.hcl");
-    git(&["rm", "-q", "--cached", &lock_hcl]);
-    git(&["commit", "-qm", "unpin"]);
+    let tracked = git(&["ls-files", &lock_hcl]);
+    assert!(tracked.contains(".terraform.lock.hcl"), "{tracked}");
+    let out = plan(&[]);
+    assert!(out.status.success(), "{}", both(&out));
+    let working = format!("clusters/{c}/.terraform/kaws-init.sha256");
+    git(&["add", "-f", &working]);
+    git(&["commit", "-qm", "commit working data"]);
+    refused("committed working data", ".terraform");
+    git(&["rm", "-q", "--cached", &working]);
+    git(&["commit", "-qm", "uncommit"]);
 
     // A change reviewed and accepted runs, and is named on stderr.
     let variables = std::fs::read_to_string(module.join("variables.tf")).unwrap();

@@ -4,6 +4,9 @@
 //! `kms:Sign`, `admin sign` decrypts nothing, faults are retried and a
 //! failure writes nothing, and a given key is checked before anything is.
 
+// Tests and benches may unwrap: a panic is their failure report.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 #[path = "common/proxy.rs"]
 mod proxy;

@@ -1,36 +1,39 @@
 //! `kaws init`, `kaws cluster init` and `kaws cluster reencrypt`, judged by
 //! openssl and the aws CLI against a real moto server.
 
+// Tests and benches may unwrap: a panic is their failure report.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use common::*;
 use std::path::Path;
 
-const CERTS: &[&str] = &[
-    "apiserver",
-    "kubelet-signer",
-    "kube-proxy",
-    "flannel",
-    "etcd",
-    "etcd-client",
-    "front-proxy-client",
-];
-const KEYS: &[&str] = &[
-    "ca",
-    "etcd-ca",
-    "front-proxy-ca",
-    "front-proxy-client",
-    "apiserver",
-    "kubelet-signer",
-    "kube-proxy",
-    "flannel",
-    "etcd",
-    "etcd-client",
-    "controller-manager",
-    "scheduler",
-    "bootstrap",
-    "service-account",
-];
+use kaws::pki::{Material, CLUSTER_CERTS};
+
+/// Which files to judge comes from kaws' table, so no row escapes openssl;
+/// what each must hold is written here, by hand. Every leaf certificate:
+fn certs() -> Vec<&'static str> {
+    CLUSTER_CERTS
+        .iter()
+        .filter(|c| !c.is_ca && c.material == Material::Certificate)
+        .map(|c| c.stem)
+        .collect()
+}
+
+/// Every private key (not the encryption configuration, not the bootstrap token).
+fn keys() -> Vec<&'static str> {
+    CLUSTER_CERTS
+        .iter()
+        .filter(|c| {
+            !matches!(
+                c.material,
+                Material::EncryptionConfig | Material::BootstrapToken
+            )
+        })
+        .map(|c| c.stem)
+        .collect()
+}
 
 /// The cluster's CA certificates.
 const CAS: &[&str] = &["ca.pem", "etcd-ca.pem", "front-proxy-ca.pem"];
@@ -202,7 +205,7 @@ fn cluster_pki_is_valid_by_openssl_and_decrypts_with_the_aws_cli() {
 
     // The chain and every extension, as openssl reads them: each leaf
     // verifies against its own CA and is refused by every other.
-    for cert in CERTS {
+    for cert in certs() {
         let own = issuer(cert);
         let v = openssl_ok(&["verify", "-CAfile", own, &format!("{cert}.pem")], &d);
         assert!(v.contains(": OK"), "{cert} against {own}: {v}");
@@ -457,14 +460,14 @@ fn cluster_pki_is_valid_by_openssl_and_decrypts_with_the_aws_cli() {
     }
 
     // Each key decrypts with the aws CLI alone and matches its certificate.
-    for stem in KEYS {
+    for stem in keys() {
         let pem = decrypt(&w, "prod", stem);
         assert!(
             pem.starts_with(b"-----BEGIN PRIVATE KEY-----"),
             "{stem} is PKCS#8 PEM"
         );
         let from_key = pubkey_of_key(&pem);
-        let from_cert = if *stem == "service-account" {
+        let from_cert = if stem == "service-account" {
             std::fs::read_to_string(d.join("service-account.pub")).unwrap()
         } else {
             openssl_ok(
@@ -506,7 +509,8 @@ fn cluster_pki_is_valid_by_openssl_and_decrypts_with_the_aws_cli() {
     assert_eq!(settings["kms_key_id"], key.as_str());
     assert_eq!(settings["region"], REGION);
     assert_eq!(settings["domain"], "example.com");
-    assert!(d.join("main.tf").is_file());
+    assert!(d.join("main.tf.json").is_file());
+    assert!(!d.join("main.tf").exists());
 
     // A second init of the same cluster is refused and changes nothing.
     let before = w.snapshot();
@@ -536,10 +540,11 @@ fn rsa_keys_on_request() {
 const NEWER_ROWS: &[&str] = &["etcd-ca", "front-proxy-ca", "front-proxy-client"];
 
 /// A cluster made before the etcd and front-proxy CAs existed (their files
-/// removed, and main.tf without them): check, plan and apply say what to
-/// run and change nothing; `cluster renew` makes the CAs and the front
-/// proxy's client, re-signs etcd's certificates with the new etcd CA
-/// keeping their keys, writes main.tf again, and check is then clean.
+/// removed, and an HCL main.tf): check, plan and apply say what to run and
+/// change nothing; `cluster renew` makes the CAs and the front proxy's
+/// client, re-signs etcd's certificates with the new etcd CA keeping their
+/// keys, replaces main.tf with main.tf.json, writes pki.auto.tfvars.json,
+/// and check is then clean.
 #[test]
 fn a_cluster_from_before_the_etcd_ca_is_told_to_renew_and_renew_upgrades_it() {
     let w = World::new();
@@ -553,19 +558,13 @@ fn a_cluster_from_before_the_etcd_ca_is_told_to_renew_and_renew_upgrades_it() {
     // Nor secrets at rest, nor a seal.
     std::fs::remove_file(d.join("secrets-encryption-key.pem.encrypted")).unwrap();
     std::fs::remove_file(d.join("seal.json")).unwrap();
-    let main_tf = std::fs::read_to_string(d.join("main.tf")).unwrap();
+    // An older kaws wrote its entry point as HCL main.tf, and no
+    // pki.auto.tfvars.json: renew writes both of this kaws.
+    std::fs::remove_file(d.join("main.tf.json")).unwrap();
+    std::fs::remove_file(d.join("pki.auto.tfvars.json")).unwrap();
     std::fs::write(
         d.join("main.tf"),
-        main_tf
-            .lines()
-            .filter(|l| {
-                !NEWER_ROWS
-                    .iter()
-                    .chain(&["secrets-encryption"])
-                    .any(|r| l.contains(&format!("/{r}")))
-            })
-            .collect::<Vec<_>>()
-            .join("\n"),
+        "# the HCL entry point of an older kaws\n",
     )
     .unwrap();
     let before = w.snapshot();
@@ -612,7 +611,8 @@ fn a_cluster_from_before_the_etcd_ca_is_told_to_renew_and_renew_upgrades_it() {
         "etcd-ca-key.pem.encrypted",
         "front-proxy-client.pem",
         "secrets-encryption-key.pem.encrypted",
-        "main.tf",
+        "main.tf.json",
+        "pki.auto.tfvars.json",
     ] {
         assert!(
             stdout(&out).contains(f) || stderr(&out).contains(f),
@@ -624,9 +624,20 @@ fn a_cluster_from_before_the_etcd_ca_is_told_to_renew_and_renew_upgrades_it() {
         encryption_keys(&decrypt(&w, "old", "secrets-encryption")).len(),
         1
     );
-    let main_tf = std::fs::read_to_string(d.join("main.tf")).unwrap();
+    assert!(!d.join("main.tf").exists(), "the HCL entry point is gone");
+    let printed = w
+        .kaws()
+        .args(["cluster", "entry-point", "old"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        std::fs::read(d.join("main.tf.json")).unwrap(),
+        printed.stdout
+    );
+    // The servers are handed the new files: the table's maps name them.
+    let vars = std::fs::read_to_string(d.join("pki.auto.tfvars.json")).unwrap();
     for stem in NEWER_ROWS.iter().chain(&["secrets-encryption"]) {
-        assert!(main_tf.contains(&format!("/{stem}")), "{stem}: {main_tf}");
+        assert!(vars.contains(&format!("\"{stem}")), "{stem}: {vars}");
     }
     openssl_ok(
         &[
@@ -677,7 +688,7 @@ fn reencrypt_moves_keys_without_changing_them() {
         .iter()
         .map(|f| std::fs::read(d.join(f)).unwrap())
         .collect();
-    let all: Vec<&str> = KEYS.iter().copied().chain(["secrets-encryption"]).collect();
+    let all: Vec<&str> = CLUSTER_CERTS.iter().map(|c| c.stem).collect();
     let plain_before: Vec<Vec<u8>> = all.iter().map(|s| decrypt(&w, "re", s)).collect();
     let blobs_before: Vec<Vec<u8>> = all
         .iter()
@@ -754,6 +765,11 @@ fn kms_failures_write_nothing() {
     assert_eq!(out.status.code(), Some(5), "{}", stderr(&out));
     assert!(stderr(&out).contains("disabled"), "{}", stderr(&out));
     assert_eq!(before, w.snapshot());
+    // Not even the lock of a cluster that does not exist.
+    for c in ["nokey", "disabled"] {
+        let lock = w.repo.join(format!("clusters/.{c}.lock"));
+        assert!(!lock.exists(), "{} left behind", lock.display());
+    }
 }
 
 #[test]

@@ -3,6 +3,9 @@
 //! module's IAM role policies are judged after a real apply, in
 //! tests/terraform.rs.
 
+// Tests and benches may unwrap: a panic is their failure report.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use std::collections::{BTreeMap, BTreeSet};

@@ -1,6 +1,9 @@
 //! Properties of the parsers that read files a stranger could write: CSRs,
 //! PEM, cluster settings, kubeconfigs; and of names and networks.
 
+// Tests and benches may unwrap: a panic is their failure report.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::path::Path;
 
 use kaws::kubeconfig::{merged, Credentials, Entry, ExecPlugin};
@@ -71,11 +74,12 @@ proptest! {
     }
 
     #[test]
-    fn any_changed_signature_byte_is_refused(back in 1usize..60, xor in 1u8..=255) {
+    fn any_changed_signature_byte_is_refused(back in 1usize..=40, xor in 1u8..=255) {
         let mut der = pem_der(&csr_pem());
         let n = der.len();
-        // The signature is the last element of the CSR.
-        der[n - back.min(40)] ^= xor;
+        // The signature is the last element of the CSR: each of its last
+        // 40 bytes is as likely to change.
+        der[n - back] ^= xor;
         prop_assert!(verify_csr(to_pem("CERTIFICATE REQUEST", &der).as_bytes(), Path::new("x.csr")).is_err());
     }
 

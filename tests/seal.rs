@@ -4,6 +4,9 @@
 //! a forged seal is refused; a rollback is seen by a machine that saw
 //! newer. The aws CLI and sha256sum judge what kaws wrote.
 
+// Tests and benches may unwrap: a panic is their failure report.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use std::path::{Path, PathBuf};
@@ -115,7 +118,8 @@ fn judge_seal(w: &World, key: &str) {
         "kaws.json",
         "clusters/prod/ca.pem",
         "clusters/prod/terraform.tfvars.json",
-        "clusters/prod/main.tf",
+        "clusters/prod/main.tf.json",
+        "clusters/prod/pki.auto.tfvars.json",
         "terraform/modules/kaws/versions.tf",
     ] {
         assert!(files.contains_key(must), "{must} is not sealed");
@@ -597,4 +601,86 @@ fn a_cluster_without_a_seal_lists_everything_once_and_check_reports_the_state() 
         "{}",
         stdout(&out)
     );
+}
+
+/// An older kaws' cluster (HCL main.tf, no pki.auto.tfvars.json) under a
+/// valid seal: plan replaces main.tf with main.tf.json and writes
+/// pki.auto.tfvars.json, and seals that as its own writing, so nobody is
+/// asked to accept kaws' own migration. A committer's edit of
+/// pki.auto.tfvars.json, even sealed, is still refused before Terraform.
+#[test]
+fn kaws_own_migration_is_sealed_as_written_and_an_edited_pki_vars_is_refused() {
+    let w = World::new();
+    prod(&w);
+    let dir = w.cluster_dir("prod");
+    std::fs::remove_file(dir.join("main.tf.json")).unwrap();
+    std::fs::remove_file(dir.join("pki.auto.tfvars.json")).unwrap();
+    std::fs::write(
+        dir.join("main.tf"),
+        "# the HCL entry point of an older kaws\n",
+    )
+    .unwrap();
+    let out = kaws(&w, &["cluster", "seal", "prod", "--yes"]);
+    assert!(out.status.success(), "{}", both(&out));
+    let sealed = generation(&w);
+
+    // A `terraform` that makes its working directory, as `init` does.
+    let (terraform, ran) = fake_terraform(&w);
+    std::fs::write(
+        &terraform,
+        format!(
+            "#!/bin/sh\nmkdir -p .terraform\ntouch '{}'\nexit 0\n",
+            ran.display()
+        ),
+    )
+    .unwrap();
+    let out = w
+        .kaws()
+        .env("KAWS_TERRAFORM", &terraform)
+        .args(["cluster", "plan", "prod"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", both(&out));
+    assert!(ran.exists(), "Terraform ran");
+    assert!(!both(&out).contains("Accept"), "{}", both(&out));
+    assert!(!dir.join("main.tf").exists());
+    assert!(dir.join("main.tf.json").is_file());
+    assert!(dir.join("pki.auto.tfvars.json").is_file());
+    assert!(generation(&w) > sealed, "the migration is sealed");
+    let files = &seal_json(&w)["seal"]["files"];
+    assert!(files.get("clusters/prod/main.tf").is_none(), "{files}");
+    assert!(files.get("clusters/prod/main.tf.json").is_some(), "{files}");
+    assert!(
+        files.get("clusters/prod/pki.auto.tfvars.json").is_some(),
+        "{files}"
+    );
+    // Nothing left to approve.
+    let out = kaws(&w, &["cluster", "seal", "prod"]);
+    assert!(out.status.success(), "{}", both(&out));
+    assert!(both(&out).contains("nothing to seal"), "{}", both(&out));
+
+    // A committer's edit of the table's maps, even sealed, is refused.
+    let vars = dir.join("pki.auto.tfvars.json");
+    let text = std::fs::read_to_string(&vars).unwrap();
+    std::fs::write(
+        &vars,
+        text.replacen("\"ca.pem\"", "\"ca.pem\", \"ca-key.pem\"", 1),
+    )
+    .unwrap();
+    let out = kaws(&w, &["cluster", "seal", "prod", "--yes"]);
+    assert!(out.status.success(), "{}", both(&out));
+    std::fs::remove_file(&ran).unwrap();
+    let out = w
+        .kaws()
+        .env("KAWS_TERRAFORM", &terraform)
+        .args(["cluster", "plan", "prod", "--accept-changes"])
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), Some(3), "{}", both(&out));
+    assert!(
+        stderr(&out).contains("pki.auto.tfvars.json"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!ran.exists(), "Terraform never started");
 }

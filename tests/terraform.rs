@@ -1,6 +1,9 @@
 //! `kaws cluster plan|apply|destroy|output` with the real Terraform and the
 //! real AWS provider against moto, checked through the AWS API.
 
+// Tests and benches may unwrap: a panic is their failure report.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use common::*;
@@ -654,10 +657,10 @@ fn init_runs_only_when_needed_and_terraform_source_is_honoured() {
         stderr(&second)
     );
     // A changed entry point is refused: kaws runs Terraform only over the
-    // main.tf it writes (tests/hostile.rs has the attacks).
-    let main = w.cluster_dir("lazy").join("main.tf");
+    // main.tf.json it writes (tests/hostile.rs has the attacks).
+    let main = w.cluster_dir("lazy").join("main.tf.json");
     let text = std::fs::read_to_string(&main).unwrap();
-    std::fs::write(&main, format!("{text}\n# a comment\n")).unwrap();
+    std::fs::write(&main, format!("{text}\n")).unwrap();
     assert_eq!(plan(&w).status.code(), Some(3));
     std::fs::write(&main, &text).unwrap();
     // A changed module, reviewed and accepted, means init again.
@@ -767,9 +770,12 @@ fn state_bucket_needs_terraform_1_10() {
         .status
         .success());
     assert!(w.cluster_init("local", &key, &[]).status.success());
-    let main = |c: &str| std::fs::read_to_string(w.cluster_dir(c).join("main.tf")).unwrap();
-    assert!(main("old").contains("required_version = \">= 1.10\""));
-    assert!(main("local").contains("required_version = \">= 1.5\""));
+    let main = |c: &str| -> serde_json::Value {
+        serde_json::from_slice(&std::fs::read(w.cluster_dir(c).join("main.tf.json")).unwrap())
+            .unwrap()
+    };
+    assert_eq!(main("old")["terraform"]["required_version"], ">= 1.10");
+    assert_eq!(main("local")["terraform"]["required_version"], ">= 1.5");
 
     let fake = w.tmp.path().join("terraform-1.9");
     std::fs::write(
@@ -1322,23 +1328,34 @@ fn judge_private(w: &World, c: &str, vpc: &str, instances: &[&Value], settings: 
     }
 }
 
-/// An entry point written before topologies passes none to the module: kaws
-/// refuses to plan, names the file and the lines to add, and runs nothing
-/// (no Terraform is needed to be told).
+/// An older kaws wrote the entry point as HCL `main.tf` (some even without
+/// topologies) and no `pki.auto.tfvars.json`. Without Terraform, plan writes
+/// nothing; with it, plan replaces `main.tf` with the `main.tf.json` this
+/// kaws writes, writes the table's variables, says so, and never runs the
+/// old file. `kaws init`'s old `.gitignore` line is named too.
 #[test]
-fn an_entry_point_without_topology_is_refused_with_the_lines_to_add() {
+fn an_older_entry_point_is_replaced_by_main_tf_json_and_plan_says_so() {
     let w = World::new();
     let key = w.kms_key();
     assert!(w.cluster_init("old", &key, &[]).status.success());
-    let main = w.cluster_dir("old").join("main.tf");
-    let text = std::fs::read_to_string(&main).unwrap();
-    assert!(text.contains("topology           = var.topology"), "{text}");
-    let older: String = text
-        .lines()
-        .filter(|l| !l.contains("var.topology") && !l.contains("var.nat"))
-        .map(|l| format!("{l}\n"))
-        .collect();
-    std::fs::write(&main, older).unwrap();
+    let d = w.cluster_dir("old");
+    let json = std::fs::read(d.join("main.tf.json")).unwrap();
+    let vars = std::fs::read(d.join("pki.auto.tfvars.json")).unwrap();
+    std::fs::remove_file(d.join("main.tf.json")).unwrap();
+    std::fs::remove_file(d.join("pki.auto.tfvars.json")).unwrap();
+    // Never run: a resource Terraform would refuse to plan.
+    std::fs::write(
+        d.join("main.tf"),
+        "module \"kaws\" {\n  source = \"../../terraform/modules/kaws\"\n}\nthis is not HCL\n",
+    )
+    .unwrap();
+    let gitignore = w.repo.join(".gitignore");
+    let ignore = std::fs::read_to_string(&gitignore).unwrap();
+    assert!(
+        !ignore.lines().any(|l| l == ".terraform.lock.hcl"),
+        "{ignore}"
+    );
+    std::fs::write(&gitignore, format!("{ignore}.terraform.lock.hcl\n")).unwrap();
     let before = w.snapshot();
     let out = w
         .kaws()
@@ -1346,33 +1363,57 @@ fn an_entry_point_without_topology_is_refused_with_the_lines_to_add() {
         .args(["cluster", "plan", "old", "--accept-changes"])
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
-    let err = stderr(&out);
-    assert!(
-        err.contains("main.tf: this entry point was written before kaws had topologies")
-            && err.contains("topology = var.topology")
-            && err.contains("docs/guides/change-topology.md"),
-        "{err}"
-    );
-    assert_eq!(err.matches("error:").count(), 1, "{err}");
-    assert!(err.contains("kaws cluster entry-point old >"), "{err}");
-    assert!(before == w.snapshot(), "nothing written");
+    assert_eq!(out.status.code(), Some(7), "{}", stderr(&out));
+    assert!(before == w.snapshot(), "nothing written without Terraform");
 
-    // The command the hint names prints what `cluster init` wrote, and the
-    // entry point passes kaws' checks again (then only Terraform is missing).
-    let printed = w
-        .kaws()
-        .args(["cluster", "entry-point", "old"])
-        .output()
-        .unwrap();
-    assert!(printed.status.success(), "{}", stderr(&printed));
-    assert_eq!(stdout(&printed), text);
-    std::fs::write(&main, &printed.stdout).unwrap();
+    // A stand-in Terraform that records what it was asked.
+    let log = w.tmp.path().join("tf.log");
+    let fake = w.tmp.path().join("terraform-fake");
+    std::fs::write(
+        &fake,
+        format!(
+            "#!/bin/sh\necho \"$*\" >> {}\nls >> {}\nmkdir -p .terraform\nexit 0\n",
+            log.display(),
+            log.display()
+        ),
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
     let out = w
         .kaws()
-        .env("PATH", "/nonexistent")
+        .env("KAWS_TERRAFORM", &fake)
+        .args(["cluster", "plan", "old", "--accept-changes"])
+        .output()
+        .unwrap();
+    let err = stderr(&out);
+    assert!(out.status.success(), "{err}");
+    assert!(
+        err.contains("replaced")
+            && err.contains("main.tf.json")
+            && err.contains("pki.auto.tfvars.json"),
+        "{err}"
+    );
+    assert!(
+        err.contains(".terraform.lock.hcl") && err.contains("commit"),
+        "the old .gitignore line is named: {err}"
+    );
+    assert!(!d.join("main.tf").exists());
+    assert_eq!(std::fs::read(d.join("main.tf.json")).unwrap(), json);
+    assert_eq!(std::fs::read(d.join("pki.auto.tfvars.json")).unwrap(), vars);
+    let ran = std::fs::read_to_string(&log).unwrap();
+    assert!(ran.contains("init") && ran.contains("plan"), "{ran}");
+    assert!(
+        !ran.lines().any(|l| l == "main.tf"),
+        "Terraform never saw main.tf: {ran}"
+    );
+    // The next plan has nothing to replace.
+    let out = w
+        .kaws()
+        .env("KAWS_TERRAFORM", &fake)
         .args(["cluster", "plan", "old"])
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(7), "{}", stderr(&out));
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(!stderr(&out).contains("replaced"), "{}", stderr(&out));
 }

@@ -421,23 +421,52 @@ pub fn looks_like_private_key(bytes: &[u8]) -> bool {
     false
 }
 
-/// Every file of the repository holding a plaintext key, and kaws' leftovers.
-fn scan_repository(root: &Path) -> (Vec<PathBuf>, Vec<PathBuf>) {
-    let mut exposed = Vec::new();
-    let mut leftovers = Vec::new();
+/// What [`scan_repository`] found.
+#[derive(Default)]
+struct Scan {
+    /// Files holding a plaintext key.
+    exposed: Vec<PathBuf>,
+    /// kaws' leftovers.
+    leftovers: Vec<PathBuf>,
+    /// Directories and files it could not read, and why: a check whose
+    /// purpose is "no plaintext key anywhere" says what it did not see.
+    unreadable: Vec<(PathBuf, String)>,
+}
+
+/// Every file of the repository holding a plaintext key, kaws' leftovers,
+/// and what could not be read.
+fn scan_repository(root: &Path) -> Scan {
+    let mut scan = Scan::default();
     let mut stack = vec![root.to_path_buf()];
     while let Some(dir) = stack.pop() {
-        let Ok(entries) = std::fs::read_dir(&dir) else {
-            continue;
+        let entries = match std::fs::read_dir(&dir) {
+            Ok(e) => e,
+            Err(e) => {
+                scan.unreadable.push((dir, e.to_string()));
+                continue;
+            }
         };
-        for e in entries.flatten() {
+        for e in entries {
+            let e = match e {
+                Ok(e) => e,
+                Err(err) => {
+                    scan.unreadable.push((dir.clone(), err.to_string()));
+                    continue;
+                }
+            };
             let p = e.path();
             let name = e.file_name();
             let name = name.to_string_lossy();
             if name.starts_with(TEMP_PREFIX) {
-                leftovers.push(p.clone());
+                scan.leftovers.push(p.clone());
             }
-            let Ok(ft) = e.file_type() else { continue };
+            let ft = match e.file_type() {
+                Ok(ft) => ft,
+                Err(err) => {
+                    scan.unreadable.push((p, err.to_string()));
+                    continue;
+                }
+            };
             if ft.is_dir() {
                 if name != ".git" && name != ".terraform" {
                     stack.push(p);
@@ -447,15 +476,40 @@ fn scan_repository(root: &Path) -> (Vec<PathBuf>, Vec<PathBuf>) {
                     .metadata()
                     .map(|m| m.len() <= 8 * 1024 * 1024)
                     .unwrap_or(false);
-                if small && std::fs::read(&p).is_ok_and(|b| looks_like_private_key(&b)) {
-                    exposed.push(p);
+                if !small {
+                    continue;
+                }
+                match std::fs::read(&p) {
+                    Ok(b) if looks_like_private_key(&b) => scan.exposed.push(p),
+                    Ok(_) => {}
+                    Err(err) => scan.unreadable.push((p, err.to_string())),
                 }
             }
         }
     }
-    exposed.sort();
-    leftovers.sort();
-    (exposed, leftovers)
+    scan.exposed.sort();
+    scan.leftovers.sort();
+    scan.unreadable.sort();
+    scan
+}
+
+/// The settings, validated; or, when they do not validate, as written
+/// (with what is wrong), so the certificates can still be checked. Settings
+/// that are not even JSON of the right shape are an error, as everywhere.
+fn load_settings_for_check(dir: &layout::ClusterDir) -> Result<(ClusterSettings, Option<String>)> {
+    let path = dir.settings();
+    match ClusterSettings::load(&path) {
+        Ok(s) => Ok((s, None)),
+        Err(e) => {
+            let raw = fsutil::read_limited(&path, 64 * 1024, "a settings file", "")
+                .ok()
+                .and_then(|b| serde_json::from_slice::<ClusterSettings>(&b).ok());
+            match raw {
+                Some(s) => Ok((s, Some(e.message().to_string()))),
+                None => Err(e),
+            }
+        }
+    }
 }
 
 pub fn cluster_check(
@@ -466,9 +520,22 @@ pub fn cluster_check(
 ) -> Result<CheckReport> {
     let dir = repo.cluster(cluster);
     dir.require()?;
-    let settings = ClusterSettings::load(&dir.settings())?;
-    let now = OffsetDateTime::now_utc();
+    super::repo::warn_if_provider_lock_ignored(repo.root());
     let mut findings = Vec::new();
+    // Damaged settings do not stop the certificates' check: their SANs are
+    // checked against the values as written, and the report says so. KMS
+    // is not asked with values that did not validate.
+    let (settings, damaged) = load_settings_for_check(&dir)?;
+    let offline = offline || damaged.is_some();
+    if let Some(why) = damaged {
+        let mut f = finding(layout::SETTINGS_FILE, "settings");
+        f.fail(
+            State::Invalid,
+            format!("{why}; the certificates' names were checked against the values as written, and KMS was not asked: fix the file or restore it from git, then check again"),
+        );
+        findings.push(f);
+    }
+    let now = OffsetDateTime::now_utc();
 
     // Every CA of the table. Without the cluster CA nothing can be checked;
     // a cluster made before another CA existed gets a finding that says
@@ -543,8 +610,27 @@ pub fn cluster_check(
                     None
                 } else {
                     let cn = spec.common_name.replace("{cluster}", cluster.as_str());
-                    let sans = pki::sans_for(spec.sans, &settings).unwrap_or_default();
-                    check_cert_file(&mut f, &path, spec, Some(&cn), &sans, ca, now)
+                    match pki::sans_for(spec.sans, &settings) {
+                        Ok(sans) => check_cert_file(&mut f, &path, spec, Some(&cn), &sans, ca, now),
+                        Err(e) => {
+                            f.fail(
+                                State::Invalid,
+                                format!(
+                                    "its names were not checked: the settings give none ({})",
+                                    e.message()
+                                ),
+                            );
+                            check_cert_file(
+                                &mut f,
+                                &path,
+                                spec,
+                                Some(&cn),
+                                &(vec![], vec![]),
+                                ca,
+                                now,
+                            )
+                        }
+                    }
                 }
             }
             // Nothing public: the key check below opens and validates it.
@@ -738,13 +824,39 @@ pub fn cluster_check(
         findings.push(settings_finding);
     }
 
-    let ca = cas
+    let Some(ca) = cas
         .iter()
         .find_map(|(s, c, _)| c.as_ref().filter(|_| s.stem == pki::CA.stem))
-        .expect("the cluster CA parsed, or check returned above");
+    else {
+        return Err(Error::new(
+            ErrorKind::CheckFailed,
+            format!(
+                "{}: the cluster CA could not be read",
+                dir.file(&layout::cert_name(pki::CA.stem)).display()
+            ),
+        )
+        .with_hint("restore ca.pem from git"));
+    };
     findings.extend(check_admins(&dir, cluster, ca, now)?);
 
-    let (exposed, leftovers) = scan_repository(repo.root());
+    let Scan {
+        exposed,
+        leftovers,
+        unreadable,
+    } = scan_repository(repo.root());
+    for (p, why) in unreadable {
+        let rel = p
+            .strip_prefix(repo.root())
+            .unwrap_or(&p)
+            .display()
+            .to_string();
+        let mut f = finding(rel, "file");
+        f.fail(
+            State::Invalid,
+            format!("could not be read ({why}), so it was not searched for plaintext keys: make it readable and check again"),
+        );
+        findings.push(f);
+    }
     for p in exposed {
         let rel = p
             .strip_prefix(repo.root())
@@ -873,7 +985,24 @@ fn check_admins(
             .collect();
         handles
             .into_iter()
-            .flat_map(|h| h.join().unwrap_or_default())
+            .zip(admins.chunks(chunk))
+            .flat_map(|(h, names)| {
+                // A checker that failed drops nobody: each of its
+                // administrators is reported as not checked.
+                h.join().unwrap_or_else(|_| {
+                    names
+                        .iter()
+                        .map(|n| {
+                            let mut f = finding(n.as_str(), "admin");
+                            f.fail(
+                                State::Invalid,
+                                "could not be checked (the checker failed); run `kaws cluster check` again, and report it if it fails again",
+                            );
+                            f
+                        })
+                        .collect()
+                })
+            })
             .collect()
     });
     Ok(results)

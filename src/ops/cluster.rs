@@ -34,7 +34,7 @@ pub struct ClusterInit {
 pub struct ClusterInitReport {
     pub path: std::path::PathBuf,
     pub files: Vec<String>,
-    /// The module source written into main.tf (from kaws.json).
+    /// The module source written into main.tf.json (from kaws.json).
     pub module_source: String,
 }
 
@@ -156,19 +156,25 @@ pub fn cluster_init(repo: &Repo, opts: ClusterInit) -> Result<ClusterInitReport>
         return Err(Error::conflict(format!("{}: the cluster already exists", dir.path().display()))
             .with_hint("kaws never overwrites a cluster; choose another name, or remove the directory if it is a leftover"));
     }
-    let _lock = lock::acquire(
+    let lock = lock::acquire(
         &repo.lock_file(&cluster),
         &format!("cluster init {cluster}"),
     )?;
 
-    block_on_cluster_init(
+    let made = block_on_cluster_init(
         &mut settings,
         &opts.aws,
         &repo_cfg.terraform_source,
         dir,
         opts.ca_key,
         &opts.ca_kms_keys,
-    )
+    );
+    // A refused init leaves nothing behind, not even the lock of a
+    // cluster that does not exist.
+    if made.is_err() {
+        lock.release_refused();
+    }
+    made
 }
 
 fn block_on_cluster_init(
@@ -291,8 +297,8 @@ fn block_on_cluster_init(
             }))
             .await?;
 
-            std::fs::create_dir_all(dir.path().parent().expect("clusters dir"))
-                .map_err(|e| Error::io("create", dir.path(), e))?;
+            let clusters = dir.path().parent().unwrap_or(dir.path());
+            std::fs::create_dir_all(clusters).map_err(|e| Error::io("create", clusters, e))?;
             let staging = Staging::new(dir.path())?;
             let mut files = Vec::new();
             let mut put = |name: String, bytes: &[u8]| -> Result<()> {
@@ -302,8 +308,12 @@ fn block_on_cluster_init(
             };
             put(layout::SETTINGS_FILE.to_string(), &recorded.to_json())?;
             put(
-                "main.tf".to_string(),
+                layout::ENTRY_POINT_FILE.to_string(),
                 terraform::entry_point(&recorded, source).as_bytes(),
+            )?;
+            put(
+                layout::PKI_VARS_FILE.to_string(),
+                terraform::pki_vars().as_bytes(),
             )?;
             for (m, blob) in made.iter().zip(&sealed) {
                 if let (Some(name), Some(public)) = (public_file_name(m.spec), &m.public) {
@@ -431,7 +441,7 @@ pub struct ClusterRenew {
 /// CAs' from their CAs, keeping the keys unless `new_keys`. Rows of the
 /// table the cluster does not have yet (a cluster made by an older kaws,
 /// before the etcd CA) are created: a CA with a new key, a leaf with a new
-/// key signed by its CA; main.tf is then written again so Terraform passes
+/// key signed by its CA; main.tf.json is then written again so Terraform passes
 /// the new files on. All the new files appear in one atomic swap of the
 /// cluster directory.
 ///
@@ -441,6 +451,10 @@ pub struct ClusterRenew {
 /// refused. Every CA key is opened as `open_ca` opens the cluster CA's:
 /// sealed under the KMS key that seals `ca-key.pem.encrypted`, which the
 /// settings must name. Every key, kept or new, is sealed under that key.
+#[expect(
+    clippy::expect_used,
+    reason = "the table test holds every issuer to a CA row, the cluster CA first"
+)]
 pub fn cluster_renew(repo: &Repo, opts: ClusterRenew) -> Result<Vec<String>> {
     let dir = repo.cluster(&opts.cluster);
     dir.require()?;
@@ -726,33 +740,45 @@ pub fn cluster_renew(repo: &Repo, opts: ClusterRenew) -> Result<Vec<String>> {
         rewrite.write(name, bytes)?;
         written.push(name.clone());
     }
-    if !created.is_empty() {
-        // The entry point of an older cluster does not pass the new files.
+    // The entry point and the table's maps of an older cluster do not pass
+    // the new files on, and an older kaws wrote the entry point as HCL
+    // main.tf: renew writes what this kaws writes.
+    let old_entry = dir.file(layout::OLD_ENTRY_POINT_FILE);
+    if !created.is_empty()
+        || std::fs::symlink_metadata(&old_entry).is_ok()
+        || !fsutil::present(&dir.pki_vars())
+    {
         let source = RepoConfig::load(&repo.marker())?.terraform_source;
         rewrite.write(
-            "main.tf",
+            layout::ENTRY_POINT_FILE,
             terraform::entry_point(&settings, &source).as_bytes(),
         )?;
-        written.push("main.tf".to_string());
+        written.push(layout::ENTRY_POINT_FILE.to_string());
+        if rewrite.remove(layout::OLD_ENTRY_POINT_FILE)? {
+            tracing::warn!(
+                "replaced {} with {}, the entry point this kaws writes",
+                old_entry.display(),
+                dir.entry_point().display()
+            );
+        }
+        rewrite.write(layout::PKI_VARS_FILE, terraform::pki_vars().as_bytes())?;
+        written.push(layout::PKI_VARS_FILE.to_string());
+    }
+    if !created.is_empty() {
         tracing::info!(rows = ?created, "created what the cluster did not have yet");
     }
     rewrite.commit()?;
     Ok(written)
 }
 
-/// The public half of a row: its certificate, `<stem>.pub` for a bare key
-/// pair, nothing for the encryption configuration.
+/// The public half of a row (see [`layout::public_file_name`]).
 pub(crate) fn public_file_name(spec: &CertSpec) -> Option<String> {
-    match spec.material {
-        Material::Certificate => Some(layout::cert_name(spec.stem)),
-        Material::KeyPair => Some(format!("{}.pub", spec.stem)),
-        Material::EncryptionConfig | Material::BootstrapToken => None,
-    }
+    layout::public_file_name(spec)
 }
 
 /// Rows of the table a cluster lacks (it was made by an older kaws), as an
 /// error that says what to run. `plan` and `apply` use it, so Terraform
-/// never fails on a file main.tf names but the cluster does not have.
+/// never fails on a file the entry point names but the cluster does not have.
 pub fn require_every_row(dir: &layout::ClusterDir) -> Result<()> {
     // A CA whose key lives in KMS has no key file. Settings that do not
     // load are reported by whatever reads them next.
@@ -786,6 +812,6 @@ pub fn require_every_row(dir: &layout::ClusterDir) -> Result<()> {
         names.join(", "),
     ))
     .with_hint(format!(
-        "run `kaws cluster renew {c}` to create what is missing (it rewrites main.tf too; it refuses if only half of a pair is missing: restore that from git), commit, then `kaws cluster apply {c}`"
+        "run `kaws cluster renew {c}` to create what is missing (it rewrites main.tf.json too; it refuses if only half of a pair is missing: restore that from git), commit, then `kaws cluster apply {c}`"
     )))
 }

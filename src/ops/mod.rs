@@ -27,8 +27,8 @@ pub use seal::{
     seal_check, seal_write, SealCheck, SealReport, SealState, SealWrite, SealWritten, SealedBy,
 };
 pub use terraform::{
-    cluster_entry_point, cluster_terraform, cluster_topology_change, ensure_init, ClusterTerraform,
-    TopologyChange,
+    cluster_derived_files_pending, cluster_entry_point, cluster_terraform, cluster_topology_change,
+    cluster_write_derived_files, ensure_init, ClusterTerraform, TopologyChange,
 };
 
 use std::future::Future;

@@ -45,9 +45,9 @@ impl RepoConfig {
 }
 
 const GITIGNORE: &str = "\
-# Terraform's per-cluster working files; never commit them.
+# Terraform's per-cluster working files; never commit them. Do commit each
+# cluster's .terraform.lock.hcl: it pins the providers every administrator runs.
 .terraform/
-.terraform.lock.hcl
 *.tfstate.backup
 # Saved plans (`kaws cluster plan prod -- -out=prod.plan`) hold the planned values.
 *.plan
@@ -57,6 +57,30 @@ clusters/.*.lock
 # Plaintext private keys never belong here; kaws never writes one.
 *-key.pem
 ";
+
+/// Whether the repository's `.gitignore` keeps Terraform's dependency lock
+/// file out of git, as `kaws init` did before: the providers every
+/// administrator runs should be pinned by a committed lock file, as
+/// HashiCorp advises.
+pub fn ignores_provider_lock(repo_root: &std::path::Path) -> bool {
+    let path = repo_root.join(".gitignore");
+    crate::fsutil::read_limited(&path, 1024 * 1024, "a .gitignore", "").is_ok_and(|b| {
+        String::from_utf8_lossy(&b).lines().any(|l| {
+            l.trim().trim_start_matches('/').trim_start_matches("**/") == ".terraform.lock.hcl"
+        })
+    })
+}
+
+/// The warning `cluster plan`, `apply` and `check` give a repository whose
+/// `.gitignore` keeps the provider lock file out of git.
+pub fn warn_if_provider_lock_ignored(repo_root: &std::path::Path) {
+    if ignores_provider_lock(repo_root) {
+        tracing::warn!(
+            "{}: keeps .terraform.lock.hcl out of git, so administrators may run different provider builds; remove that line and commit each cluster's .terraform.lock.hcl (HashiCorp advises committing it)",
+            repo_root.join(".gitignore").display()
+        );
+    }
+}
 
 pub fn init(opts: &RepoInit) -> Result<PathBuf> {
     let source = match &opts.terraform_source {
@@ -97,7 +121,8 @@ pub fn init(opts: &RepoInit) -> Result<PathBuf> {
         terraform_source: source,
     };
     let staging = Staging::new(&target)?;
-    let mut json = serde_json::to_vec_pretty(&cfg).expect("config serializes");
+    let mut json = serde_json::to_vec_pretty(&cfg)
+        .map_err(|e| Error::input(format!("could not write kaws.json: {e}")))?;
     json.push(b'\n');
     staging.write(MARKER, &json)?;
     staging.write(".gitignore", GITIGNORE.as_bytes())?;

@@ -13,7 +13,7 @@ use std::process::{Command, ExitStatus};
 use crate::error::{Error, ErrorKind, Result};
 use crate::fsutil::{self, Mode};
 use crate::kms::AwsOptions;
-use crate::layout::{ClusterName, Repo};
+use crate::layout::{self, ClusterName, Repo};
 use crate::ops::repo::RepoConfig;
 use crate::settings::{ClusterSettings, Topology};
 use crate::terraform::{self, Action};
@@ -79,7 +79,7 @@ fn spawn_wait(mut cmd: Command, what: &str) -> Result<ExitStatus> {
 /// Check everything Terraform will read before it runs, since Terraform
 /// runs configuration (providers, data sources) with the user's AWS
 /// credentials even for `plan`: only the files kaws writes in the cluster
-/// directory, a `main.tf` exactly as kaws writes it for these settings,
+/// directory, a `main.tf.json` exactly as kaws writes it for these settings,
 /// certificates that are one PEM block each and chain to the one CA, and
 /// the module embedded in this kaws binary, unless `accept_changes`.
 /// Returns the entry point's bytes and the module, for the init digest.
@@ -93,31 +93,32 @@ fn preflight(
     terraform::check_untracked_working_data(repo.root(), dir.path())?;
     let cfg = RepoConfig::load(&repo.marker())?;
     let entry = dir.entry_point();
+    let hint_restore = format!(
+        "restore {} from git; `kaws cluster entry-point {}` prints it",
+        layout::ENTRY_POINT_FILE,
+        dir.name()
+    );
     if !fsutil::present(&entry) {
         return Err(Error::input(format!(
             "{}: the cluster has no Terraform entry point",
             entry.display()
         ))
-        .with_hint("restore main.tf from git; `kaws cluster init` writes it"));
+        .with_hint(hint_restore));
     }
-    check_entry_point(&entry, dir.name())?;
-    let main = fsutil::read_limited(
-        &entry,
-        256 * 1024,
-        "a Terraform entry point",
-        "restore main.tf from git; `kaws cluster init` writes it",
-    )?;
+    let main = fsutil::read_limited(&entry, 256 * 1024, "a Terraform entry point", &hint_restore)?;
     if main != terraform::entry_point(settings, &cfg.terraform_source).as_bytes() {
         return Err(Error::input(format!(
             "{}: is not the entry point kaws writes for {} and kaws.json",
             entry.display(),
-            crate::layout::SETTINGS_FILE
+            layout::SETTINGS_FILE
         ))
         .with_hint(format!(
-            "nothing was run; kaws runs Terraform only over the main.tf it writes: restore it from git (`git checkout -- {}`) and find out who changed it",
+            "nothing was run; kaws runs Terraform only over the {} it writes: restore it from git (`git checkout -- {}`) and find out who changed it",
+            layout::ENTRY_POINT_FILE,
             entry.display()
         )));
     }
+    check_pki_vars(dir)?;
     check_public_files(dir)?;
     let module = terraform::read_module(repo.root())?;
     let concerns = if cfg.terraform_source != terraform::DEFAULT_SOURCE {
@@ -150,7 +151,123 @@ fn preflight(
     Ok((main, module))
 }
 
-/// The certificates `main.tf` hands to the servers: each exactly one PEM
+/// `pki.auto.tfvars.json` names the files the entry point reads and the
+/// keys each role may decrypt: it must be exactly what this kaws derives
+/// from its certificate table.
+fn check_pki_vars(dir: &crate::layout::ClusterDir) -> Result<()> {
+    let path = dir.pki_vars();
+    let hint = "nothing was run; restore it from git (`git checkout -- <file>`) and find out who changed it; if an older kaws wrote it, remove it: the next command writes the one this kaws derives from its certificate table";
+    let bytes = fsutil::read_limited(&path, 64 * 1024, "a Terraform variables file", hint)?;
+    if bytes != terraform::pki_vars().as_bytes() {
+        return Err(Error::input(format!(
+            "{}: is not what kaws writes from its certificate table (which role reads and decrypts which file)",
+            path.display()
+        ))
+        .with_hint(hint));
+    }
+    Ok(())
+}
+
+/// Bring a cluster made by an older kaws up to date with what this kaws
+/// derives from its settings and table, before anything else is checked:
+/// write a missing `pki.auto.tfvars.json`, and replace an HCL `main.tf` with
+/// `main.tf.json` (written first, atomically; `main.tf` is removed only once
+/// it is there, so an interrupted run is finished by the next). Never
+/// replaces a file kaws would compare: a changed one is refused by
+/// `preflight`. Takes the cluster's lock for the writes unless the caller
+/// holds it, and says what it wrote.
+fn write_derived_files(
+    repo: &Repo,
+    dir: &layout::ClusterDir,
+    locked: bool,
+) -> Result<Vec<std::path::PathBuf>> {
+    let old_entry = dir.file(layout::OLD_ENTRY_POINT_FILE);
+    if !derived_files_pending(dir) {
+        return Ok(Vec::new());
+    }
+    let mut written = Vec::new();
+    // A command that cannot run Terraform writes nothing.
+    terraform::program()?;
+    let _lock = if locked {
+        None
+    } else {
+        Some(crate::lock::acquire(
+            &repo.lock_file(dir.name()),
+            &format!(
+                "cluster plan {} (bringing its files up to date)",
+                dir.name()
+            ),
+        )?)
+    };
+    let path = dir.pki_vars();
+    if !fsutil::present(&path) {
+        fsutil::write_new(&path, terraform::pki_vars().as_bytes(), Mode::Public)?;
+        written.push(path.clone());
+        tracing::warn!(
+            "wrote {}: what the module needs from kaws' certificate table; commit it",
+            path.display()
+        );
+    }
+    if std::fs::symlink_metadata(&old_entry).is_ok() {
+        let settings = ClusterSettings::load(&dir.settings())?;
+        let cfg = RepoConfig::load(&repo.marker())?;
+        let entry = dir.entry_point();
+        let want = terraform::entry_point(&settings, &cfg.terraform_source);
+        if !fsutil::present(&entry) {
+            fsutil::write_new(&entry, want.as_bytes(), Mode::Public)?;
+            written.push(entry.clone());
+        }
+        // Only over the entry point this kaws writes: otherwise preflight
+        // refuses both, and nothing is lost.
+        if fsutil::read_limited(&entry, 256 * 1024, "a Terraform entry point", "")
+            .is_ok_and(|b| b == want.as_bytes())
+        {
+            std::fs::remove_file(&old_entry).map_err(|e| Error::io("remove", &old_entry, e))?;
+            fsutil::sync_dir(dir.path())?;
+            written.push(old_entry.clone());
+            tracing::warn!(
+                "replaced {} with {}, the entry point this kaws writes (JSON, so no setting can break its syntax); commit both changes (`git add -A {}`)",
+                old_entry.display(),
+                entry.display(),
+                dir.path().display()
+            );
+        }
+    }
+    Ok(written)
+}
+
+/// Whether a cluster made by an older kaws lacks what this kaws derives:
+/// `pki.auto.tfvars.json`, or `main.tf.json` in place of an HCL `main.tf`.
+fn derived_files_pending(dir: &layout::ClusterDir) -> bool {
+    !fsutil::present(&dir.pki_vars())
+        || std::fs::symlink_metadata(dir.file(layout::OLD_ENTRY_POINT_FILE)).is_ok()
+}
+
+/// Whether `plan`, `apply` and the others would first bring the cluster's
+/// derived files up to date (see [`cluster_write_derived_files`]).
+pub fn cluster_derived_files_pending(repo: &Repo, cluster: &ClusterName) -> bool {
+    let dir = repo.cluster(cluster);
+    dir.path().is_dir() && derived_files_pending(&dir)
+}
+
+/// Bring a cluster made by an older kaws up to date with what this kaws
+/// derives (`pki.auto.tfvars.json`; `main.tf.json` in place of an HCL
+/// `main.tf`), as every Terraform command does first, and return the files
+/// written or removed: kaws' own migration, which the seal counts as
+/// written by the command that made it, never as a change to approve.
+/// An older cluster that lacks rows of the table is told to run
+/// `kaws cluster renew` instead, and nothing is written.
+pub fn cluster_write_derived_files(
+    repo: &Repo,
+    cluster: &ClusterName,
+) -> Result<Vec<std::path::PathBuf>> {
+    let dir = repo.cluster(cluster);
+    dir.require()?;
+    super::cluster::require_every_row(&dir)?;
+    write_derived_files(repo, &dir, false)
+}
+
+/// The certificates the entry point hands to the servers: each exactly one PEM
 /// block, and every leaf signed by the one CA of its own issuer row
 /// (`ca.pem`, `etcd-ca.pem` or `front-proxy-ca.pem`). Terraform sends a
 /// whole file, so a second CA appended to a CA file would be trusted by
@@ -169,11 +286,17 @@ fn check_public_files(dir: &crate::layout::ClusterDir) -> Result<()> {
         match spec.material {
             pki::Material::Certificate => {
                 let issuer = pki::issuer_of(spec);
-                let ca_der = cas
+                let Some(ca_der) = cas
                     .iter()
                     .find(|(s, _)| *s == issuer.stem)
                     .map(|(_, d)| d.as_slice())
-                    .expect("every issuer is a CA row of the table");
+                else {
+                    // The table test holds every issuer to a CA row.
+                    return Err(Error::input(format!(
+                        "{}: no CA of kaws' table signs it",
+                        spec.stem
+                    )));
+                };
                 let p = dir.file(&layout::cert_name(spec.stem));
                 let der = x509::decode_pem(&x509::read_pem_file(&p)?, "CERTIFICATE", &p)?;
                 if !x509::issued_by(&der, ca_der) {
@@ -211,7 +334,16 @@ pub fn ensure_init(
     let settings = ClusterSettings::load(&dir.settings())?;
     let (main, module) = preflight(repo, &dir, &settings, accept_changes)?;
     let program = terraform::program()?;
-    let digest = terraform::init_digest(&main, &module);
+    let provider_lock = || {
+        fsutil::read_limited(
+            &dir.file(".terraform.lock.hcl"),
+            1024 * 1024,
+            "a provider lock file",
+            "",
+        )
+        .unwrap_or_default()
+    };
+    let digest = terraform::init_digest(&main, &provider_lock(), &module);
     let stamp = terraform::init_stamp(dir.path());
     if fsutil::read_limited(&stamp, 1024, "a stamp", "")
         .is_ok_and(|s| String::from_utf8_lossy(&s).trim() == digest)
@@ -242,6 +374,8 @@ pub fn ensure_init(
         )
         .with_hint("read Terraform's message above; after fixing it, run the command again"));
     }
+    // Init writes the lock file the first time: the stamp records it.
+    let digest = terraform::init_digest(&main, &provider_lock(), &module);
     fsutil::replace(&stamp, format!("{digest}\n").as_bytes(), Mode::Public)?;
     Ok(true)
 }
@@ -275,33 +409,9 @@ fn require_s3_lockfile_support(program: &std::path::Path) -> Result<()> {
     }
 }
 
-/// An entry point written before topologies passes none to the module, and
-/// is not the one this kaws writes: say so, and how to get that one, rather
-/// than the generic "restore it from git" (which would restore the old one).
-fn check_entry_point(entry: &std::path::Path, cluster: &ClusterName) -> Result<()> {
-    let text = fsutil::read_limited(
-        entry,
-        256 * 1024,
-        "a Terraform entry point",
-        "restore main.tf from git; `kaws cluster init` writes it",
-    )?;
-    if String::from_utf8_lossy(&text).contains("var.topology") {
-        return Ok(());
-    }
-    Err(Error::input(format!(
-        "{}: this entry point was written before kaws had topologies, and does not pass `topology = var.topology` to the module",
-        entry.display()
-    ))
-    .with_hint(format!(
-        "nothing was run; write the one this kaws writes with `kaws cluster entry-point {cluster} > {}`, review the diff, and see docs/guides/change-topology.md",
-        entry.display()
-    )))
-}
-
-/// The entry point (`main.tf`) kaws writes for the cluster's settings and
-/// the repository's module source: what `kaws cluster init` wrote, and what
-/// every Terraform command requires, byte for byte. For clusters whose
-/// `main.tf` an older kaws wrote.
+/// The entry point (`main.tf.json`) kaws writes for the cluster's settings
+/// and the repository's module source: what `kaws cluster init` wrote, and
+/// what every Terraform command requires, byte for byte.
 pub fn cluster_entry_point(repo: &Repo, cluster: &ClusterName) -> Result<String> {
     let dir = repo.cluster(cluster);
     dir.require()?;
@@ -333,6 +443,7 @@ pub fn cluster_topology_change(
     // As in cluster_terraform: an older cluster hears "run renew" first.
     dir.require()?;
     super::cluster::require_every_row(&dir)?;
+    write_derived_files(repo, &dir, false)?;
     ensure_init(repo, cluster, aws, accept_changes)?;
     let settings = ClusterSettings::load(&dir.settings())?;
     let program = terraform::program()?;
@@ -376,12 +487,16 @@ pub fn cluster_terraform(repo: &Repo, opts: &ClusterTerraform) -> Result<i32> {
         Action::Plan | Action::Output => None,
     };
     let dir = repo.cluster(&opts.cluster);
-    // main.tf must be the entry point this kaws writes (see `preflight`),
-    // which names every row's files: a cluster made by an older kaws is
+    // main.tf.json must be the entry point this kaws writes (see
+    // `preflight`), and pki.auto.tfvars.json names every row's files: a cluster made by an older kaws is
     // told to run `kaws cluster renew` first, whatever the command.
     dir.require()?;
     super::cluster::require_every_row(&dir)?;
+    write_derived_files(repo, &dir, _lock.is_some())?;
     ensure_init(repo, &opts.cluster, &opts.aws, opts.accept_changes)?;
+    if matches!(opts.action, Action::Plan | Action::Apply) {
+        crate::ops::repo::warn_if_provider_lock_ignored(repo.root());
+    }
     let settings = ClusterSettings::load(&dir.settings())?;
     let program = terraform::program()?;
     let mut cmd = command(&program, dir.path(), &settings, &opts.aws);

@@ -60,6 +60,15 @@ fn main() -> ExitCode {
             // Messages quote file names and values from the repository:
             // nothing in them may drive the terminal.
             let _ = writeln!(err, "{red}error:{reset} {}", safe_lines(e.message()));
+            // The chain of causes, each unless the message already says it.
+            let mut cause = std::error::Error::source(&e);
+            while let Some(c) = cause {
+                let text = c.to_string();
+                if !e.message().contains(&text) {
+                    let _ = writeln!(err, "  caused by: {}", safe_lines(&text));
+                }
+                cause = c.source();
+            }
             if let Some(hint) = e.hint() {
                 let _ = writeln!(err, "  {cyan}help:{reset} {}", safe_lines(hint));
             }

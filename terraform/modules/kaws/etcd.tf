@@ -4,7 +4,9 @@
 # EBS volume; re-encrypting keys touches only S3, so these are never replaced by it.
 
 locals {
-  etcd_count = 3
+  # kaws' certificate table holds the one count: the etcd certificate names
+  # exactly these servers.
+  etcd_count = var.etcd_count
 }
 
 resource "aws_ebs_volume" "etcd" {

@@ -199,83 +199,53 @@ variable "pod_cidr" {
   }
 }
 
-# Public PKI material (PEM). Stored in the cluster bucket under certs/.
+# Public PKI material and who may read what: written by kaws from its
+# certificate table, so a new certificate needs no change here.
 
-variable "ca_cert" {
-  type        = string
-  description = "PEM of the cluster certificate authority"
+variable "certs" {
+  type        = map(string)
+  description = "PEM of each public file (certificates, service-account.pub), keyed by file name; stored in the cluster bucket under certs/"
 }
 
-variable "etcd_ca_cert" {
-  type        = string
-  description = "PEM of the etcd certificate authority: etcd trusts only it, for peers and clients"
+variable "role_certs" {
+  type        = map(list(string))
+  description = "The public files each server role (controller, worker, etcd) fetches, by file name"
+
+  validation {
+    condition     = join(",", sort(keys(var.role_certs))) == "controller,etcd,worker"
+    error_message = "role_certs must name exactly the roles controller, etcd and worker."
+  }
 }
 
-variable "front_proxy_ca_cert" {
-  type        = string
-  description = "PEM of the front-proxy certificate authority: the only CA whose clients may set X-Remote-User headers"
+variable "role_keys" {
+  type        = map(list(string))
+  description = "The keys each server role (controller, worker, etcd) may fetch and decrypt, by plaintext file name (the kaws:file of their encryption context)"
+
+  validation {
+    condition     = join(",", sort(keys(var.role_keys))) == "controller,etcd,worker"
+    error_message = "role_keys must name exactly the roles controller, etcd and worker."
+  }
+
+  validation {
+    # ca-key.pem, etcd-ca-key.pem, front-proxy-ca-key.pem: every CA's key.
+    condition     = alltrue([for k in flatten(values(var.role_keys)) : !endswith(k, "ca-key.pem")])
+    error_message = "No role may decrypt a CA's key (ca-key.pem, etcd-ca-key.pem, front-proxy-ca-key.pem): CA keys stay with the operator and never reach a server."
+  }
 }
 
-variable "front_proxy_client_cert" {
-  type        = string
-  description = "PEM of the client certificate kube-apiserver presents to aggregated APIs"
-}
+variable "etcd_count" {
+  type        = number
+  description = "Number of etcd servers, named etcd-0 to etcd-<n-1>: the etcd certificate kaws makes holds exactly these names"
 
-variable "apiserver_cert" {
-  type        = string
-  description = "PEM of the kube-apiserver certificate (also the masters' client identity towards kubelets)"
-}
-
-# Per-node identity (issue 12): kubelets bootstrap with a token and get their
-# own certificates from the kubelet signer; kube-proxy and flannel have their own.
-variable "kubelet_signer_cert" {
-  type        = string
-  description = "PEM of the intermediate CA (under the cluster CA) with which kube-controller-manager signs kubelets' client certificates"
-}
-
-variable "kube_proxy_cert" {
-  type        = string
-  description = "PEM of kube-proxy's client certificate (CN system:kube-proxy)"
-}
-
-variable "flannel_cert" {
-  type        = string
-  description = "PEM of flanneld's client certificate (CN kaws:flannel)"
-}
-
-variable "etcd_cert" {
-  type        = string
-  description = "PEM of the etcd server and peer certificate (SANs etcd-0..2.<domain>)"
-}
-
-variable "etcd_client_cert" {
-  type        = string
-  description = "PEM of the client certificate kube-apiserver presents to etcd"
-}
-
-variable "controller_manager_cert" {
-  type        = string
-  description = "PEM of kube-controller-manager's client certificate (CN system:kube-controller-manager)"
-}
-
-variable "scheduler_cert" {
-  type        = string
-  description = "PEM of kube-scheduler's client certificate (CN system:kube-scheduler)"
-}
-
-variable "bootstrap_cert" {
-  type        = string
-  description = "PEM of the masters' bootstrap client certificate (O system:masters) that applies kaws' RBAC bindings at boot"
-}
-
-variable "service_account_pub" {
-  type        = string
-  description = "PEM of the public key that verifies service account tokens"
+  validation {
+    condition     = var.etcd_count >= 1 && var.etcd_count % 2 == 1
+    error_message = "etcd_count must be an odd number of at least 1."
+  }
 }
 
 variable "encrypted_keys" {
   type        = map(string)
-  description = "Base64 of the raw KMS CiphertextBlob of each private key, keyed by plaintext file name (apiserver-key.pem, kubelet-signer-key.pem, kube-proxy-key.pem, flannel-key.pem, bootstrap-token-key.pem (the workers' bootstrap token), etcd-key.pem, etcd-client-key.pem, service-account-key.pem, controller-manager-key.pem, scheduler-key.pem, bootstrap-key.pem, front-proxy-client-key.pem, secrets-encryption-key.pem: the apiserver's EncryptionConfiguration, sealed whole)"
+  description = "Base64 of the raw KMS CiphertextBlob of each private key, keyed by plaintext file name (secrets-encryption-key.pem is the apiserver's EncryptionConfiguration, sealed whole)"
 
   validation {
     # ca-key.pem, etcd-ca-key.pem, front-proxy-ca-key.pem: every CA's key.
@@ -284,16 +254,8 @@ variable "encrypted_keys" {
   }
 
   validation {
-    condition = length(setsubtract(
-      [
-        "apiserver-key.pem", "kubelet-signer-key.pem", "kube-proxy-key.pem", "flannel-key.pem",
-        "bootstrap-token-key.pem", "etcd-key.pem", "etcd-client-key.pem", "service-account-key.pem",
-        "controller-manager-key.pem", "scheduler-key.pem", "bootstrap-key.pem",
-        "front-proxy-client-key.pem", "secrets-encryption-key.pem",
-      ],
-      keys(var.encrypted_keys),
-    )) == 0
-    error_message = "encrypted_keys must hold apiserver-key.pem, kubelet-signer-key.pem, kube-proxy-key.pem, flannel-key.pem, bootstrap-token-key.pem, etcd-key.pem, etcd-client-key.pem, service-account-key.pem, controller-manager-key.pem, scheduler-key.pem, bootstrap-key.pem, front-proxy-client-key.pem and secrets-encryption-key.pem."
+    condition     = length(setsubtract(flatten(values(var.role_keys)), keys(var.encrypted_keys))) == 0
+    error_message = "encrypted_keys must hold every key role_keys names."
   }
 
   validation {

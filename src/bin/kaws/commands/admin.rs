@@ -172,7 +172,10 @@ pub fn run(cmd: AdminCommand, global: &GlobalArgs) -> Result<ExitCode> {
                 true,
                 global,
             )?;
+            // A CA operation never proceeds silently: without a terminal to
+            // ask on, only --yes signs.
             let interactive = !a.yes && std::io::stdin().is_terminal();
+            let mut unattended = false;
             let mut confirm = |p: &SignPrompt| -> bool {
                 use kaws::text::escape;
                 eprintln!("Cluster:     {}", p.cluster);
@@ -223,8 +226,12 @@ pub fn run(cmd: AdminCommand, global: &GlobalArgs) -> Result<ExitCode> {
                     p.days,
                     if p.renew { " (renewal)" } else { "" }
                 );
-                if !interactive {
+                if a.yes {
                     return true;
+                }
+                if !interactive {
+                    unattended = true;
+                    return false;
                 }
                 eprint!("Sign this certificate? [y/N] ");
                 let _ = std::io::stderr().flush();
@@ -232,7 +239,7 @@ pub fn run(cmd: AdminCommand, global: &GlobalArgs) -> Result<ExitCode> {
                 let _ = std::io::stdin().lock().read_line(&mut line);
                 matches!(line.trim(), "y" | "Y" | "yes" | "YES" | "Yes")
             };
-            let path = ops::admin_sign(
+            let signed = ops::admin_sign(
                 &repo,
                 AdminSign {
                     cluster: cluster.clone(),
@@ -243,7 +250,16 @@ pub fn run(cmd: AdminCommand, global: &GlobalArgs) -> Result<ExitCode> {
                     aws: global.aws(),
                     confirm: &mut confirm,
                 },
-            )?;
+            );
+            let path = match signed {
+                Err(_) if unattended => {
+                    return Err(kaws::error::Error::input(
+                        "not signed: standard input is not a terminal, so kaws cannot ask for confirmation; nothing was written",
+                    )
+                    .with_hint("review the request above, then sign in a terminal, or pass --yes to sign without asking"));
+                }
+                other => other?,
+            };
             crate::infoln!("Wrote {}", path.display());
             crate::commands::seal::after(
                 &repo,
@@ -304,7 +320,7 @@ pub fn run(cmd: AdminCommand, global: &GlobalArgs) -> Result<ExitCode> {
             let list = ops::admin_list(&repo, &cluster)?;
             match a.output {
                 OutputFormat::Json => {
-                    let json = serde_json::to_string_pretty(&list).expect("serializes");
+                    let json = crate::commands::to_json(&list)?;
                     crate::outln!("{}", kaws::text::escape_json(&json));
                 }
                 OutputFormat::Text => {

@@ -30,12 +30,12 @@ the keys, renew the certificates with new keys."
     Apply(TerraformArgs),
     /// Destroy the cluster's AWS resources (terraform destroy)
     Destroy(TerraformArgs),
-    /// Print the Terraform entry point (main.tf) kaws writes for the cluster's settings
+    /// Print the Terraform entry point (main.tf.json) kaws writes for the cluster's settings
     #[command(
-        long_about = "Print, on standard output, the Terraform entry point (main.tf) this kaws \
+        long_about = "Print, on standard output, the Terraform entry point (main.tf.json) this kaws \
 writes for the cluster's settings and the repository's module source: the file every \
-Terraform command requires, byte for byte. Nothing is written: for a cluster whose main.tf \
-an older kaws wrote, redirect it to clusters/<cluster>/main.tf and review the diff."
+Terraform command requires, byte for byte. Nothing is written. A cluster whose HCL main.tf \
+an older kaws wrote has it replaced with main.tf.json by its next plan, apply or renew."
     )]
     EntryPoint(EntryPointArgs),
     /// Show the cluster's Terraform outputs: API endpoint, bastion, ids
@@ -81,7 +81,8 @@ bootstrap), each from its existing CA, for another full lifetime. The key pairs 
 unless --new-keys is given, in which case new keys are generated and sealed with the \
 cluster's KMS key, and the Secrets encryption configuration gets a new first key while its \
 old keys stay after it. What a cluster made by an older kaws lacks (the etcd or front-proxy \
-CA, the encryption configuration) is created, and main.tf is written again. All files change \
+CA, the encryption configuration) is created, and main.tf.json and pki.auto.tfvars.json \
+are written again (an HCL main.tf is replaced). All files change \
 in one atomic swap. Apply the cluster afterwards so the servers receive the new files. \
 Administrators renew with `kaws admin sign --renew`."
     )]
@@ -303,10 +304,7 @@ pub fn run(cmd: ClusterCommand, global: &GlobalArgs) -> Result<ExitCode> {
                     kaws::policy::key_policy(&cluster, &a.administrators, a.account.as_deref())?
                 }
             };
-            crate::outln!(
-                "{}",
-                serde_json::to_string_pretty(&policy).expect("serializes")
-            );
+            crate::outln!("{}", crate::commands::to_json(&policy)?);
             Ok(ExitCode::SUCCESS)
         }
         ClusterCommand::EntryPoint(a) => {
@@ -329,7 +327,12 @@ pub fn run(cmd: ClusterCommand, global: &GlobalArgs) -> Result<ExitCode> {
                 },
             )?;
             crate::infoln!("Renewed cluster {cluster}: {}", files.join(", "));
-            let written = files.iter().map(Into::into).collect();
+            let mut written: Vec<std::path::PathBuf> = files.iter().map(Into::into).collect();
+            // Writing main.tf.json, renew removes an older kaws' HCL
+            // main.tf: its own migration, not a change to approve.
+            if files.iter().any(|f| f == kaws::layout::ENTRY_POINT_FILE) {
+                written.push(kaws::layout::OLD_ENTRY_POINT_FILE.into());
+            }
             seal::after(
                 &repo,
                 &cluster,
@@ -371,7 +374,7 @@ fn check(a: CheckArgs, global: &GlobalArgs) -> Result<ExitCode> {
     match a.output {
         OutputFormat::Json => crate::outln!(
             "{}",
-            kaws::text::escape_json(&serde_json::to_string_pretty(&report).expect("serializes"))
+            kaws::text::escape_json(&crate::commands::to_json(&report)?)
         ),
         OutputFormat::Text => {
             let mut out = String::new();
@@ -498,7 +501,12 @@ fn terraform(
     // topology check runs) never starts over changes nobody approved.
     let command = format!("cluster {} {cluster}", action.as_str());
     let seals = matches!(action, Action::Apply | Action::Destroy | Action::Refresh);
+    // An older cluster's files are brought up to date first (main.tf.json
+    // for an HCL main.tf, pki.auto.tfvars.json): kaws' own migration.
+    let migrating = ops::cluster_derived_files_pending(&repo, &cluster);
     let checked = match action {
+        // `output` opens no seal; only to seal the migration it makes.
+        Action::Output if migrating => ops::seal_check(&repo, &cluster, false, &global.aws()).ok(),
         Action::Output => None,
         _ => Some(seal::before(
             &repo,
@@ -509,6 +517,31 @@ fn terraform(
             global,
         )?),
     };
+    let migrated = if migrating {
+        ops::cluster_write_derived_files(&repo, &cluster)?
+    } else {
+        Vec::new()
+    };
+    // Sealed at once as written by this command, whatever Terraform then
+    // does, so nobody is asked to accept what kaws itself wrote. Over
+    // changes accepted for this run only (or no valid seal), nothing is
+    // sealed: the migration is listed with them next time.
+    if !migrated.is_empty() {
+        match checked.as_ref() {
+            Some(c) if !c.needs_approval() => seal::after(
+                &repo,
+                &cluster,
+                &format!("cluster {}", action.as_str()),
+                Some(c),
+                migrated.clone(),
+                false,
+                global,
+            ),
+            _ => tracing::info!(
+                "cluster {cluster}: the files kaws brought up to date are not sealed by this command"
+            ),
+        }
+    }
     // Ctrl-C goes to Terraform too (same process group); kaws ignores it
     // and waits, so Terraform can release its lock and write its state.
     let interrupted = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -538,7 +571,7 @@ fn terraform(
             &cluster,
             &what,
             checked.as_ref(),
-            vec![],
+            migrated,
             false,
             global,
         );
@@ -624,7 +657,7 @@ fn init(a: InitArgs, global: &GlobalArgs) -> Result<ExitCode> {
     if report.module_source != kaws::terraform::DEFAULT_SOURCE {
         // Not the module in this repository: say so, every time.
         eprintln!(
-            "note: main.tf uses the Terraform module at \"{}\" (from kaws.json), not this repository's terraform/modules/kaws; kaws cannot check it",
+            "note: main.tf.json uses the Terraform module at \"{}\" (from kaws.json), not this repository's terraform/modules/kaws; kaws cannot check it",
             kaws::text::escape(&report.module_source)
         );
     }

@@ -104,3 +104,14 @@ a test fails when this page and `--help` disagree. Exit codes: [exit-codes.md](e
     walk(&mut cmd, "", &mut out);
     out
 }
+
+/// Pretty JSON for `--output json`; kaws' reports always serialize, but a
+/// failure is an error, not a panic.
+pub fn to_json(value: &impl serde::Serialize) -> kaws::Result<String> {
+    serde_json::to_string_pretty(value).map_err(|e| {
+        kaws::error::Error::new(
+            kaws::error::ErrorKind::Io,
+            format!("could not write the JSON output: {e}"),
+        )
+    })
+}
