@@ -871,7 +871,7 @@ mod tests {
         // S4: no administrator may take a component's user name, or a
         // group kaws binds rights to.
         let reserved = |n: &str| {
-            crate::layout::RESERVED_ADMIN_NAMES.contains(&n)
+            crate::layout::is_reserved_admin_name(n)
                 || crate::layout::RESERVED_ADMIN_PREFIXES
                     .iter()
                     .any(|p| n.starts_with(p))

@@ -469,7 +469,14 @@ mod tests {
         for (role, holder) in SERVER_ROLES {
             let (certs, keys): (&[&str], &[&str]) = match *role {
                 "etcd" => (&["etcd-ca.pem", "etcd.pem"], &["etcd-key.pem"]),
-                "worker" => (&["ca.pem", "node.pem"], &["node-key.pem"]),
+                "worker" => (
+                    &["ca.pem", "kube-proxy.pem", "flannel.pem"],
+                    &[
+                        "bootstrap-token-key.pem",
+                        "kube-proxy-key.pem",
+                        "flannel-key.pem",
+                    ],
+                ),
                 "controller" => (
                     &[
                         "ca.pem",
@@ -482,6 +489,7 @@ mod tests {
                         "controller-manager.pem",
                         "scheduler.pem",
                         "bootstrap.pem",
+                        "kubelet-signer.pem",
                     ],
                     &[
                         "apiserver-key.pem",
@@ -492,6 +500,8 @@ mod tests {
                         "bootstrap-key.pem",
                         "front-proxy-client-key.pem",
                         "secrets-encryption-key.pem",
+                        "kubelet-signer-key.pem",
+                        "bootstrap-token-key.pem",
                     ],
                 ),
                 other => panic!("unexpected role {other}"),

@@ -225,7 +225,7 @@ fn check_passes_on_a_fresh_cluster_and_catches_damage_and_exposure() {
     );
     // The others are checked as ever: a wrong etcd name would still show.
     assert_eq!(finding("etcd")["state"], "ok", "{report}");
-    assert_eq!(finding("node")["state"], "ok", "{report}");
+    assert_eq!(finding("kube-proxy")["state"], "ok", "{report}");
     std::fs::write(&settings_path, &settings).unwrap();
 }
 

@@ -1048,8 +1048,16 @@ fn c3_m4_plan_runs_no_code_kaws_did_not_write() {
     let vars_path = dir.join("pki.auto.tfvars.json");
     let vars = std::fs::read_to_string(&vars_path).unwrap();
     for changed in [
-        vars.replacen("\"node-key.pem\"", "\"node-key.pem\", \"ca-key.pem\"", 1),
-        vars.replacen("\"node.pem\"", "\"node.pem\", \"../../../etc/passwd\"", 1),
+        vars.replacen(
+            "\"kube-proxy-key.pem\"",
+            "\"kube-proxy-key.pem\", \"ca-key.pem\"",
+            1,
+        ),
+        vars.replacen(
+            "\"kube-proxy.pem\"",
+            "\"kube-proxy.pem\", \"../../../etc/passwd\"",
+            1,
+        ),
     ] {
         assert_ne!(changed, vars);
         std::fs::write(&vars_path, &changed).unwrap();
