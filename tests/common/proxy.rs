@@ -109,25 +109,8 @@ pub fn start_targeted(upstream: &str, target: &str, fault: Fault, count: usize) 
                         f.fetch_add(1, Ordering::SeqCst);
                         true
                     };
-                    let answer = match (faulty, fault) {
-                        (true, Fault::ServerError) => {
-                            error_response("500 Internal Server Error", "KMSInternalException")
-                        }
-                        (true, Fault::Throttle) => {
-                            error_response("400 Bad Request", "ThrottlingException")
-                        }
-                        (true, Fault::Drop) => return,
-                        (true, Fault::Slow(d)) => {
-                            std::thread::sleep(d);
-                            match forward(&upstream, &req) {
-                                Some(a) => a,
-                                None => return,
-                            }
-                        }
-                        (false, _) => match forward(&upstream, &req) {
-                            Some(a) => a,
-                            None => return,
-                        },
+                    let Some(answer) = answer(faulty, fault, &upstream, &req) else {
+                        return;
                     };
                     if writer.write_all(&answer).is_err() {
                         return;
@@ -202,6 +185,25 @@ fn forward(upstream: &str, request: &[u8]) -> Option<Vec<u8>> {
     Some(head)
 }
 
+/// What the proxy answers a request: `fault` when it is `faulty`, else
+/// moto's answer; `None` closes the connection (a dropped request, or moto
+/// gone).
+fn answer(faulty: bool, fault: Fault, upstream: &str, req: &[u8]) -> Option<Vec<u8>> {
+    match (faulty, fault) {
+        (true, Fault::ServerError) => Some(error_response(
+            "500 Internal Server Error",
+            "KMSInternalException",
+        )),
+        (true, Fault::Throttle) => Some(error_response("400 Bad Request", "ThrottlingException")),
+        (true, Fault::Drop) => None,
+        (true, Fault::Slow(d)) => {
+            std::thread::sleep(d);
+            forward(upstream, req)
+        }
+        (false, _) => forward(upstream, req),
+    }
+}
+
 fn error_response(status: &str, code: &str) -> Vec<u8> {
     let body = format!("{{\"__type\":\"{code}\",\"message\":\"injected by the test proxy\"}}");
     format!(
@@ -232,25 +234,8 @@ pub fn start(upstream: &str, fault: Fault, count: usize) -> Proxy {
                     if faulty {
                         f.fetch_add(1, Ordering::SeqCst);
                     }
-                    let answer = match (faulty, fault) {
-                        (true, Fault::ServerError) => {
-                            error_response("500 Internal Server Error", "KMSInternalException")
-                        }
-                        (true, Fault::Throttle) => {
-                            error_response("400 Bad Request", "ThrottlingException")
-                        }
-                        (true, Fault::Drop) => return,
-                        (true, Fault::Slow(d)) => {
-                            std::thread::sleep(d);
-                            match forward(&upstream, &req) {
-                                Some(a) => a,
-                                None => return,
-                            }
-                        }
-                        (false, _) => match forward(&upstream, &req) {
-                            Some(a) => a,
-                            None => return,
-                        },
+                    let Some(answer) = answer(faulty, fault, &upstream, &req) else {
+                        return;
                     };
                     if writer.write_all(&answer).is_err() {
                         return;
